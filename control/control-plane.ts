@@ -1,0 +1,83 @@
+/**
+ * The control core, assembled from its ports: services for gateways, functions and access, and
+ * the gateway reconciler. Both run modes build it the same way; only the adapters differ.
+ */
+import type { ImprunError } from './errors.ts'
+import { systemClock, type Clock, type Compiler, type Provisioner, type Store } from './ports.ts'
+import { AccessService } from './domain/access.ts'
+import { FunctionService } from './domain/functions.ts'
+import { GatewayService } from './domain/gateways.ts'
+import { createGatewayReconciler } from './reconciler/gateway-reconciler.ts'
+import type { TaskLoop } from './reconciler/task-loop.ts'
+import type { GatewayRecord } from './domain/gateways.ts'
+
+export interface ControlPlaneOptions {
+  store: Store
+  provisioner: Provisioner
+  compiler: Compiler
+  clock?: Clock
+  reconciler?: {
+    leaseMs?: number
+    backoffBaseMs?: number
+    backoffMaxMs?: number
+    idlePollMs?: number
+    readinessPollMs?: number
+    workerId?: string
+  }
+  onReconcileError?: (error: ImprunError, gatewayId: string) => void
+}
+
+export interface ControlPlane {
+  store: Store
+  gateways: GatewayService
+  functions: FunctionService
+  access: AccessService
+  reconciler: TaskLoop<GatewayRecord>
+  /** Starts the reconciler loop (woken by API changes and by the store's change feed). */
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+export function createControlPlane(options: ControlPlaneOptions): ControlPlane {
+  const clock = options.clock ?? systemClock
+  const { store } = options
+  let reconciler: TaskLoop<GatewayRecord> | null = null
+  const gateways = new GatewayService({ store, clock, wake: () => reconciler?.wake() })
+  const access = new AccessService({ store, clock, gateways })
+  const functions = new FunctionService({ store, clock, compiler: options.compiler, gateways })
+  reconciler = createGatewayReconciler({
+    store,
+    provisioner: options.provisioner,
+    access,
+    clock,
+    ...options.reconciler,
+    onError: options.onReconcileError,
+  })
+  const feed = new AbortController()
+  let following: Promise<void> | null = null
+
+  return {
+    store,
+    gateways,
+    functions,
+    access,
+    reconciler,
+    async start() {
+      await access.ensureIndexes()
+      reconciler.start()
+      // Other processes on the same store (CLI, a second control plane) change gateways too.
+      following = (async () => {
+        try {
+          for await (const _ of store.system().watch({ collections: ['gateways'], signal: feed.signal })) reconciler.wake()
+        } catch {
+          // The feed is an optimisation; the loop also polls.
+        }
+      })()
+    },
+    async stop() {
+      feed.abort()
+      await reconciler.stop()
+      await following
+    },
+  }
+}

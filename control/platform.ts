@@ -1,0 +1,102 @@
+/**
+ * The embedded platform: one process, one port, nothing else to install. SQLite store under the
+ * data directory, in-process environments, the control core with its reconciler, and one fastify
+ * server carrying the admin API under /admin (and the other surfaces under their own prefixes).
+ */
+import { mkdirSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
+import { createLocalProvisioner, EnvironmentRegistry } from './adapters/local/local-provisioner.ts'
+import { createSqliteStore } from './adapters/sqlite/sqlite-store.ts'
+import { ensureAdminToken } from './admin-token.ts'
+import { createControlPlane, type ControlPlane } from './control-plane.ts'
+import { registerAdminApi } from './http/admin-api.ts'
+import { installErrorHandling } from './http/http-errors.ts'
+import type { Compiler, Store } from './ports.ts'
+
+export interface EmbeddedPlatformOptions {
+  /** Data directory (default `./.imprun`). */
+  dataDirectory?: string
+  port?: number
+  host?: string
+  /** Fixes the admin token instead of generating one on first start. */
+  adminToken?: string
+  compiler: Compiler
+  /** Largest accepted request body, bytes (default 2 MiB). */
+  bodyLimit?: number
+  logger?: boolean
+  reconciler?: { leaseMs?: number; idlePollMs?: number; backoffBaseMs?: number; backoffMaxMs?: number }
+}
+
+export interface EmbeddedPlatform {
+  url: string
+  port: number
+  dataDirectory: string
+  /** The admin token when this start generated it (first start), else null. */
+  createdAdminToken: string | null
+  tokenFile: string
+  control: ControlPlane
+  environments: EnvironmentRegistry
+  store: Store
+  app: FastifyInstance
+  close(): Promise<void>
+}
+
+export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): Promise<EmbeddedPlatform> {
+  const dataDirectory = resolve(options.dataDirectory ?? '.imprun')
+  mkdirSync(dataDirectory, { recursive: true, mode: 0o700 })
+  const store = createSqliteStore({ directory: join(dataDirectory, 'store') })
+  const environments = new EnvironmentRegistry()
+  const control = createControlPlane({
+    store,
+    provisioner: createLocalProvisioner(environments),
+    compiler: options.compiler,
+    reconciler: options.reconciler,
+  })
+  const tokenFile = join(dataDirectory, 'admin-token')
+  const tokens = await ensureAdminToken({ store, token: options.adminToken, tokenFile })
+
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimit ?? 2 * 1024 * 1024,
+    requestIdHeader: 'x-request-id',
+    // Requests from scripts often hit a restarted server with keep-alive sockets.
+    forceCloseConnections: true,
+  })
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+  installErrorHandling(app)
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  await registerAdminApi(app, { control, tokens })
+
+  await control.start()
+  try {
+    await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' })
+  } catch (error) {
+    await control.stop()
+    await store.close()
+    throw error
+  }
+  const address = app.server.address()
+  const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080)
+  const host = options.host ?? '127.0.0.1'
+  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host
+
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    dataDirectory,
+    createdAdminToken: tokens.created,
+    tokenFile,
+    control,
+    environments,
+    store,
+    app,
+    async close() {
+      await app.close()
+      await control.stop()
+      await store.close()
+    },
+  }
+}

@@ -65,7 +65,7 @@ test('promotion copies the exact version and follows dev → staging → prod wi
   // A newer draft published to dev must not leak into staging: promotion takes what dev runs.
   await functions.write('hometax', 'f', { files: { 'index.ts': source(2) } })
   const staged = await functions.promote('hometax', 'f', { from: 'dev' })
-  assert.deepEqual([staged.stage, staged.toVersion, staged.sourceStage ?? 'dev'], ['staging', 1, 'dev'])
+  assert.deepEqual([staged.stage, staged.action, staged.toVersion], ['staging', 'promote', 1])
   await functions.publish('hometax', 'f')
   await functions.promote('hometax', 'f', { from: 'staging' })
   assert.deepEqual((await functions.get('hometax', 'f')).deployed, { dev: 2, staging: 1, prod: 1 })

@@ -85,7 +85,7 @@ test('function names with / travel URL-encoded', async () => {
 })
 
 test('errors: 401 without or with a wrong token, consistent bodies and status codes', async () => {
-  for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: token }]) {
+  for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: token }] as Array<Record<string, string>>) {
     const response = await call('GET', '/admin/gateways', undefined, headers)
     assert.equal(response.status, 401)
     assert.equal(response.body.error.code, 'unauthorized')

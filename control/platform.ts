@@ -3,7 +3,7 @@
  * data directory, in-process environments, the control core with its reconciler, and one fastify
  * server carrying the admin API under /admin (and the other surfaces under their own prefixes).
  */
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
@@ -74,6 +74,11 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
   try {
     await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' })
   } catch (error) {
+    // A first start that cannot listen must not swallow the token it never showed.
+    if (tokens.created) {
+      await store.system().collection('settings').deleteOne({ _id: 'admin-token' })
+      rmSync(tokenFile, { force: true })
+    }
     await control.stop()
     await store.close()
     throw error

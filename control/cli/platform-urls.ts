@@ -1,0 +1,16 @@
+/**
+ * The URLs `imprun start` announces. This is the one place to add a surface (data plane, MCP,
+ * chat gateway) when it is mounted on the platform's port.
+ */
+export interface PlatformUrl {
+  label: string
+  url: string
+}
+
+export function platformUrls(baseUrl: string): PlatformUrl[] {
+  return [
+    { label: 'admin API', url: `${baseUrl}/admin` },
+    { label: 'OpenAPI', url: `${baseUrl}/admin/openapi.json` },
+    { label: 'health', url: `${baseUrl}/healthz` },
+  ]
+}

@@ -125,6 +125,11 @@ class SqliteConnection {
   private readonly waiters = new Set<Waiter>()
   private transactionTail: Promise<void> = Promise.resolve()
   private transactionOpen = false
+
+  /** True while a transaction of some handle is open (its sequence numbers are not final). */
+  get busy(): boolean {
+    return this.transactionOpen || this.closed
+  }
   private writesSincePrune = 0
   private lastDataVersion = -1
   private pollTimer: NodeJS.Timeout | null = null
@@ -138,7 +143,7 @@ class SqliteConnection {
     this.options = options
     this.database = new DatabaseSync(path)
     this.database.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 10_000}`)
-    this.database.exec('PRAGMA journal_mode = WAL')
+    enableWal(this.database, path, options.busyTimeoutMs ?? 10_000)
     this.database.exec('PRAGMA synchronous = FULL')
     this.writeTransaction(() => {
       this.database.exec(
@@ -365,6 +370,32 @@ class SqliteConnection {
   }
 }
 
+/**
+ * Switches the file to WAL. The switch takes an exclusive lock without going through the busy
+ * handler, so when two processes open the same new file at once, one of them gets SQLITE_BUSY
+ * at once whatever `busy_timeout` says: retry it here, within the same time budget.
+ */
+function enableWal(database: DatabaseSync, path: string, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      database.exec('PRAGMA journal_mode = WAL')
+      return
+    } catch (error) {
+      const busy = ((error as { errcode?: number }).errcode ?? 0) % 256 === 5
+      if (!busy) throw error
+      if (Date.now() >= deadline) {
+        throw new ImprunError('store_unavailable', `could not open ${path} in WAL mode: ${(error as Error).message}`, {
+          retryable: true,
+          cause: error,
+        })
+      }
+      // A synchronous pause, as SQLite's own busy handler makes.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5)
+    }
+  }
+}
+
 function tableName(collection: string): string {
   return `"c_${collection}"`
 }
@@ -424,10 +455,13 @@ class SqliteChangeStream implements ChangeStream {
   private readonly abort = new AbortController()
   private readonly connection: SqliteConnection
   private readonly options: WatchOptions
+  /** The feed position when watch() was called, so no change after that call is missed. */
+  private readonly start: number | null
 
   constructor(connection: SqliteConnection, options: WatchOptions) {
     this.connection = connection
     this.options = options
+    this.start = options.after === undefined && !connection.busy ? connection.currentSeq() : null
     options.signal?.addEventListener('abort', () => this.abort.abort(), { once: true })
   }
 
@@ -442,7 +476,7 @@ class SqliteChangeStream implements ChangeStream {
     connection.addWatcher()
     try {
       await connection.idle(false)
-      let cursor = this.options.after === undefined ? connection.currentSeq() : Number(this.options.after)
+      let cursor = this.options.after !== undefined ? Number(this.options.after) : (this.start ?? connection.currentSeq())
       if (!Number.isInteger(cursor) || cursor < 0) throw new ImprunError('bad_request', 'invalid change-feed token')
       while (!signal.aborted && !connection.closed) {
         await connection.idle(false)

@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { isImprunError, type ImprunError } from '../errors.ts'
 import {
   baseCorsConf,
@@ -11,10 +11,14 @@ import {
   mergePluginConfigs,
   pluginConfigsSchema,
   pluginContractsDir,
+  shippedSchemasDir,
   supportedPlugins,
   validatePluginConfigs,
   type PluginConfigs,
 } from './plugins.ts'
+
+/** The project's contracts folder, beside the repository (present in development and CI). */
+const contractsPlugins = resolve(import.meta.dirname, '..', '..', '..', 'shared', 'contracts', 'apisix-admin', 'plugins')
 
 function validationError(plugins: unknown): ImprunError {
   try {
@@ -387,4 +391,12 @@ test('a missing schema file is an internal error naming the path and IMPRUN_CONT
   }
   // No schema is needed to reject an unknown plugin name, but a known one is never waved through.
   assert.throws(() => validatePluginConfigs({ 'key-auth': {} }, { contractsDir: directory }), (error) => isImprunError(error, 'internal'))
+})
+
+test('the shipped APISIX schemas are identical to the contracts folder', { skip: !existsSync(contractsPlugins) && 'no ../shared/contracts here' }, () => {
+  for (const plugin of supportedPlugins) {
+    const shipped = readFileSync(join(shippedSchemasDir, 'apisix-admin', 'plugins', `${plugin.name}.json`), 'utf8')
+    const published = readFileSync(join(contractsPlugins, `${plugin.name}.json`), 'utf8')
+    assert.equal(shipped, published, `${plugin.name}.json differs from the contracts folder`)
+  }
 })

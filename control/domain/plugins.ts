@@ -78,19 +78,20 @@ export function isSupportedPlugin(name: string): name is SupportedPluginName {
 export interface PluginSchemaOptions {
   /**
    * The contracts folder (the one holding `apisix-admin/plugins/`). Default: the environment
-   * variable `IMPRUN_CONTRACTS_DIR`, else `shared/contracts` beside the repository folder.
+   * variable `IMPRUN_CONTRACTS_DIR`, else the copies shipped in `apisix-schemas/` beside this file.
    */
   contractsDir?: string
 }
 
-const repositoryRoot = resolve(import.meta.dirname, '..', '..')
+/** The schemas shipped with imprun (copies of the contracts folder's, kept equal by a test). */
+export const shippedSchemasDir = resolve(import.meta.dirname, 'apisix-schemas')
 
 /** Where the APISIX schemas are read from; read anew on each call, so the environment can change. */
 export function pluginContractsDir(options: PluginSchemaOptions = {}): string {
   const fromEnvironment = process.env.IMPRUN_CONTRACTS_DIR
   if (options.contractsDir !== undefined) return resolve(options.contractsDir)
   if (fromEnvironment !== undefined && fromEnvironment !== '') return resolve(fromEnvironment)
-  return resolve(repositoryRoot, '..', 'shared', 'contracts')
+  return shippedSchemasDir
 }
 
 /** APISIX skips a plugin whose conf has `_meta.disable: true` (apisix/plugin.lua `check_disable`). */

@@ -7,7 +7,12 @@ import { mkdirSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
-import { createLocalProvisioner, EnvironmentRegistry } from './adapters/local/local-provisioner.ts'
+import { createLocalProvisioner } from './adapters/local/local-provisioner.ts'
+import { createPluginChain, createRateLimitState } from '../runtime/edge/index.ts'
+import { EmbeddedRuntime } from '../runtime/embedded-runtime.ts'
+import { followInvocationLog } from '../runtime/logs/invocation-log.ts'
+import type { SandboxLimits } from '../runtime/sandbox/function-sandbox.ts'
+import type { EgressFetchOptions } from '../runtime/sandbox/egress-fetch.ts'
 import { createSqliteStore } from './adapters/sqlite/sqlite-store.ts'
 import { ensureAdminToken } from './admin-token.ts'
 import { createControlPlane, type ControlPlane } from './control-plane.ts'
@@ -27,6 +32,11 @@ export interface EmbeddedPlatformOptions {
   bodyLimit?: number
   logger?: boolean
   reconciler?: { leaseMs?: number; idlePollMs?: number; backoffBaseMs?: number; backoffMaxMs?: number }
+  sandbox?: Partial<SandboxLimits>
+  /** Egress policy for functions' fetch (default: public addresses only). */
+  egress?: EgressFetchOptions
+  /** Host-form routing domain: `{gateway}.{domain}/{stage}/{function}`. */
+  domain?: string
 }
 
 export interface EmbeddedPlatform {
@@ -37,7 +47,7 @@ export interface EmbeddedPlatform {
   createdAdminToken: string | null
   tokenFile: string
   control: ControlPlane
-  environments: EnvironmentRegistry
+  runtime: EmbeddedRuntime
   store: Store
   app: FastifyInstance
   close(): Promise<void>
@@ -47,10 +57,26 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
   const dataDirectory = resolve(options.dataDirectory ?? '.imprun')
   mkdirSync(dataDirectory, { recursive: true, mode: 0o700 })
   const store = createSqliteStore({ directory: join(dataDirectory, 'store') })
-  const environments = new EnvironmentRegistry()
-  const control = createControlPlane({
+  const rateLimitState = createRateLimitState()
+  let control: ControlPlane
+  const runtime = new EmbeddedRuntime({
     store,
-    provisioner: createLocalProvisioner(environments),
+    limits: options.sandbox,
+    egress: options.egress,
+    domain: options.domain,
+    createChain: (plugins, scope) =>
+      createPluginChain(plugins, {
+        scope: `${scope.gatewayId}/${scope.stage}/${scope.functionName}`,
+        rateLimitState,
+        verifyKey: async (key) => {
+          const verified = await control.access.verify(key, scope.gatewayId, scope.stage)
+          return verified ? { consumer: verified.applicationId, credentialId: verified.grantId } : null
+        },
+      }),
+  })
+  control = createControlPlane({
+    store,
+    provisioner: createLocalProvisioner(runtime),
     compiler: options.compiler,
     reconciler: options.reconciler,
   })
@@ -68,7 +94,15 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
   app.setSerializerCompiler(serializerCompiler)
   installErrorHandling(app)
   app.get('/healthz', async () => ({ status: 'ok' }))
-  await registerAdminApi(app, { control, tokens })
+  await registerAdminApi(app, {
+    control,
+    tokens,
+    logs: {
+      query: (gatewayId, filter) => runtime.log.query(gatewayId, filter),
+      follow: (gatewayId, filter, signal) => followInvocationLog(store, gatewayId, filter, signal),
+    },
+  })
+  await runtime.registerRoutes(app)
 
   await control.start()
   try {
@@ -80,6 +114,7 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
       rmSync(tokenFile, { force: true })
     }
     await control.stop()
+    await runtime.close()
     await store.close()
     throw error
   }
@@ -95,12 +130,13 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
     createdAdminToken: tokens.created,
     tokenFile,
     control,
-    environments,
+    runtime,
     store,
     app,
     async close() {
       await app.close()
       await control.stop()
+      await runtime.close()
       await store.close()
     },
   }

@@ -256,7 +256,8 @@ export async function ensureEnvironments(database: Database, now: string): Promi
   for (const stage of stages) {
     await environments.updateOne(
       { _id: stage },
-      { $setOnInsert: { stage, plugins: {}, createdAt: now, updatedAt: now } },
+      // prod starts protected: only grant keys get in until its plugins say otherwise.
+      { $setOnInsert: { stage, plugins: stage === 'prod' ? validatePluginConfigs({ 'key-auth': {} }) : {}, createdAt: now, updatedAt: now } },
       { upsert: true },
     )
   }

@@ -81,9 +81,16 @@ export const rotateBody = z
   .object({ graceSeconds: z.number().int().min(0).max(86_400).optional().describe('How long the old key keeps working') })
   .strict()
 
+/** Reads invocation logs (the runtime writes them). */
+export interface LogReader {
+  query(gatewayId: string, filter: { function?: string; stage?: string; limit?: number }): Promise<unknown[]>
+  follow(gatewayId: string, filter: { function?: string; stage?: string }, signal: AbortSignal): AsyncIterable<unknown>
+}
+
 export interface AdminApiOptions {
   control: ControlPlane
   tokens: AdminTokens
+  logs?: LogReader
 }
 
 export async function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
@@ -155,6 +162,42 @@ export async function registerAdminApi(app: FastifyInstance, options: AdminApiOp
         }),
       },
     }, async (request) => ({ history: await control.functions.history(request.params.gateway, request.query) }))
+
+    // --- logs -------------------------------------------------------------------------------
+    const logs = options.logs
+    if (logs) {
+      api.get('/admin/gateways/:gateway/logs', {
+        schema: {
+          ...tag('logs'),
+          summary: 'Recent invocations with their log lines, newest first; follow=true streams new ones as server-sent events',
+          params: gatewayParams,
+          querystring: z.object({
+            function: functionNameSchema.optional(),
+            stage: stageSchema.optional(),
+            limit: z.coerce.number().int().min(1).max(1000).optional(),
+            follow: z.enum(['true', 'false', '1', '0']).optional(),
+          }),
+        },
+      }, async (request, reply) => {
+        await control.gateways.record(request.params.gateway)
+        const { follow, ...filter } = request.query
+        if (follow !== 'true' && follow !== '1') return { logs: await logs.query(request.params.gateway, filter) }
+        const abort = new AbortController()
+        request.raw.once('close', () => abort.abort())
+        reply.hijack()
+        reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
+        reply.raw.write(': following\n\n')
+        const heartbeat = setInterval(() => reply.raw.write(': heartbeat\n\n'), 15_000)
+        try {
+          for await (const entry of logs.follow(request.params.gateway, filter, abort.signal)) {
+            reply.raw.write(`event: invocation\ndata: ${JSON.stringify(entry)}\n\n`)
+          }
+        } finally {
+          clearInterval(heartbeat)
+          reply.raw.end()
+        }
+      })
+    }
 
     // --- functions --------------------------------------------------------------------------
     api.get('/admin/gateways/:gateway/functions', { schema: { ...tag('functions'), summary: 'List functions with deployed versions', params: gatewayParams } }, async (request) => ({

@@ -9,6 +9,7 @@ export interface PlatformUrl {
 
 export function platformUrls(baseUrl: string): PlatformUrl[] {
   return [
+    { label: 'functions', url: `${baseUrl}/{gateway}/{dev|staging|prod}/{function}` },
     { label: 'admin API', url: `${baseUrl}/admin` },
     { label: 'OpenAPI', url: `${baseUrl}/admin/openapi.json` },
     { label: 'health', url: `${baseUrl}/healthz` },

@@ -43,7 +43,8 @@ async function waitForPhase(id: string, phase: string) {
 test('the hometax journey through the admin API', async () => {
   const created = await call('POST', '/admin/gateways', { id: 'hometax' })
   assert.equal(created.status, 201)
-  assert.equal(created.body.phase, 'Creating')
+  // The background reconciler may already have moved it on.
+  assert.ok(['Creating', 'Created', 'Starting', 'Started'].includes(created.body.phase), created.body.phase)
   await waitForPhase('hometax', 'Started')
   const written = await call('PUT', '/admin/gateways/hometax/functions/calculateTax', { source: '// description: tax\nexport default () => 1' })
   assert.equal(written.status, 200)

@@ -7,19 +7,11 @@
  * runs, and cached.
  */
 import type { ChangeEvent, ChangeStream, Stage, Store, StoredDocument } from '../../control/ports.ts'
-import type { DeploymentRecord, FunctionRecord, VersionRecord } from '../../control/domain/functions.ts'
+import type { DeploymentRecord, FunctionRecord, LiveFunction, VersionRecord } from '../../control/domain/functions.ts'
 import type { EnvironmentRecord, GatewayRecord } from '../../control/domain/gateways.ts'
 import type { PluginConfigs } from '../../control/domain/plugins.ts'
 import { stages } from '../../control/domain/names.ts'
 import type { FunctionMetadata } from '../../control/ports.ts'
-
-export interface LiveFunction {
-  name: string
-  version: number
-  versionId: string
-  metadata: FunctionMetadata
-  plugins: PluginConfigs
-}
 
 export interface LiveEnvironment {
   gatewayId: string
@@ -269,5 +261,7 @@ export class LiveRegistry {
     })()
   }
 }
+
+export type { LiveFunction }
 
 const emptyMetadata: FunctionMetadata = { description: '', inputSchema: null, outputSchema: null }

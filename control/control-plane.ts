@@ -7,7 +7,7 @@ import { systemClock, type Clock, type Compiler, type Provisioner, type Store } 
 import { AccessService } from './domain/access.ts'
 import { FunctionService } from './domain/functions.ts'
 import { GatewayService } from './domain/gateways.ts'
-import { createGatewayReconciler } from './reconciler/gateway-reconciler.ts'
+import { createGatewayReconciler, type GatewayReconcilerOptions } from './reconciler/gateway-reconciler.ts'
 import type { TaskLoop } from './reconciler/task-loop.ts'
 import type { GatewayRecord } from './domain/gateways.ts'
 
@@ -16,14 +16,7 @@ export interface ControlPlaneOptions {
   provisioner: Provisioner
   compiler: Compiler
   clock?: Clock
-  reconciler?: {
-    leaseMs?: number
-    backoffBaseMs?: number
-    backoffMaxMs?: number
-    idlePollMs?: number
-    readinessPollMs?: number
-    workerId?: string
-  }
+  reconciler?: Pick<GatewayReconcilerOptions, 'leaseMs' | 'backoffBaseMs' | 'backoffMaxMs' | 'idlePollMs' | 'readinessPollMs' | 'workerId'>
   onReconcileError?: (error: ImprunError, gatewayId: string) => void
 }
 

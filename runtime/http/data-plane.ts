@@ -35,19 +35,19 @@ const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as 
 const bodyless = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS'])
 
 export async function registerDataPlane(app: FastifyInstance, options: DataPlaneOptions): Promise<void> {
-  const chains = new Map<string, { key: string; chain: EdgeChain }>()
-
+  // One chain per function, rebuilt when the registry's revision for its environment moves
+  // (gateway, environment or function plugins changed); rate-limit counters outlive rebuilds.
+  const chains = new Map<string, { revision: number; chain: EdgeChain }>()
   const chainFor = (gatewayPlugins: PluginConfigs, environment: { plugins: PluginConfigs; revision: number }, gatewayId: string, stage: Stage, live: LiveFunction) => {
     const scope = `${gatewayId}/${stage}/${live.name}`
-    const key = JSON.stringify([gatewayPlugins, environment.plugins, live.plugins])
     const cached = chains.get(scope)
-    if (cached && cached.key === key) return cached.chain
+    if (cached && cached.revision === environment.revision) return cached.chain
     const chain = options.createChain(effectivePlugins({ gateway: gatewayPlugins, environment: environment.plugins, function: live.plugins }), {
       gatewayId,
       stage,
       functionName: live.name,
     })
-    chains.set(scope, { key, chain })
+    chains.set(scope, { revision: environment.revision, chain })
     return chain
   }
 

@@ -18,7 +18,7 @@ export interface LiveEnvironment {
   stage: Stage
   plugins: PluginConfigs
   functions: Map<string, LiveFunction>
-  /** Bumped on every change, for caches keyed on it. */
+  /** Changes on every change to what it serves; unique across reloads, for caches keyed on it. */
   revision: number
 }
 
@@ -51,6 +51,7 @@ export class LiveRegistry {
   private readonly listeners = new Set<(event: RegistryEvent) => void>()
   private systemFeed: ChangeStream | null = null
   private closed = false
+  private revisions = 0
 
   constructor(options: LiveRegistryOptions) {
     this.store = options.store
@@ -131,7 +132,7 @@ export class LiveRegistry {
         stage,
         plugins: environmentRecords.find((environment) => environment._id === stage)?.plugins ?? {},
         functions: new Map(),
-        revision: 0,
+        revision: ++this.revisions,
       })
     }
     for (const deployment of deployments) {
@@ -208,7 +209,7 @@ export class LiveRegistry {
         const live = environment.functions.get(event.id)
         if (live) {
           live.plugins = plugins
-          environment.revision++
+          environment.revision = ++this.revisions
         }
       }
       return
@@ -217,13 +218,13 @@ export class LiveRegistry {
       const environment = gateway.environments.get(event.id as Stage)
       if (environment) {
         environment.plugins = (event.document as EnvironmentRecord | undefined)?.plugins ?? {}
-        environment.revision++
+        environment.revision = ++this.revisions
       }
     }
   }
 
   private changed(environment: LiveEnvironment): void {
-    environment.revision++
+    environment.revision = ++this.revisions
     const versionIds = new Set<string>()
     for (const live of environment.functions.values()) versionIds.add(live.versionId)
     for (const listener of this.listeners) listener({ type: 'functions-changed', gatewayId: environment.gatewayId, stage: environment.stage, versionIds })
@@ -252,7 +253,7 @@ export class LiveRegistry {
             gateway.state = record.state
             gateway.phase = record.phase
             gateway.plugins = record.plugins ?? {}
-            for (const environment of gateway.environments.values()) environment.revision++
+            for (const environment of gateway.environments.values()) environment.revision = ++this.revisions
           }
         }
       } catch {

@@ -3,10 +3,11 @@
  * the gateway reconciler. Both run modes build it the same way; only the adapters differ.
  */
 import type { ImprunError } from './errors.ts'
-import { systemClock, type Clock, type Compiler, type Provisioner, type Store } from './ports.ts'
+import { systemClock, type Clock, type Compiler, type Provisioner, type SecretBox, type Store } from './ports.ts'
 import { AccessService } from './domain/access.ts'
 import { FunctionService } from './domain/functions.ts'
 import { GatewayService } from './domain/gateways.ts'
+import { VariableService } from './domain/variables.ts'
 import { createGatewayReconciler, type GatewayReconcilerOptions } from './reconciler/gateway-reconciler.ts'
 import type { TaskLoop } from './reconciler/task-loop.ts'
 import type { GatewayRecord } from './domain/gateways.ts'
@@ -15,6 +16,8 @@ export interface ControlPlaneOptions {
   store: Store
   provisioner: Provisioner
   compiler: Compiler
+  /** Seals environment secrets (and provider keys) before they are stored. */
+  secretBox: SecretBox
   clock?: Clock
   reconciler?: Pick<GatewayReconcilerOptions, 'leaseMs' | 'backoffBaseMs' | 'backoffMaxMs' | 'idlePollMs' | 'readinessPollMs' | 'workerId'>
   onReconcileError?: (error: ImprunError, gatewayId: string) => void
@@ -25,6 +28,7 @@ export interface ControlPlane {
   gateways: GatewayService
   functions: FunctionService
   access: AccessService
+  variables: VariableService
   reconciler: TaskLoop<GatewayRecord>
   /** Starts the reconciler loop (woken by API changes and by the store's change feed). */
   start(): Promise<void>
@@ -38,6 +42,7 @@ export function createControlPlane(options: ControlPlaneOptions): ControlPlane {
   const gateways = new GatewayService({ store, clock, wake: () => reconciler?.wake() })
   const access = new AccessService({ store, clock, gateways })
   const functions = new FunctionService({ store, clock, compiler: options.compiler, gateways })
+  const variables = new VariableService({ store, clock, secretBox: options.secretBox, gateways })
   reconciler = createGatewayReconciler({
     store,
     provisioner: options.provisioner,
@@ -54,6 +59,7 @@ export function createControlPlane(options: ControlPlaneOptions): ControlPlane {
     gateways,
     functions,
     access,
+    variables,
     reconciler,
     async start() {
       await access.ensureIndexes()

@@ -15,6 +15,7 @@ import type { SandboxLimits } from '../runtime/sandbox/function-sandbox.ts'
 import type { EgressFetchOptions } from '../runtime/sandbox/egress-fetch.ts'
 import { createSqliteStore } from './adapters/sqlite/sqlite-store.ts'
 import { ensureAdminToken } from './admin-token.ts'
+import { createAesSecretBox, loadOrCreateSecretKey, parseSecretKey } from './secrets/aes-secret-box.ts'
 import { createControlPlane, type ControlPlane } from './control-plane.ts'
 import { registerAdminApi } from './http/admin-api.ts'
 import { installErrorHandling } from './http/http-errors.ts'
@@ -57,10 +58,13 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
   const dataDirectory = resolve(options.dataDirectory ?? '.imprun')
   mkdirSync(dataDirectory, { recursive: true, mode: 0o700 })
   const store = createSqliteStore({ directory: join(dataDirectory, 'store') })
+  const secretKey = process.env.IMPRUN_SECRET_KEY ? parseSecretKey(process.env.IMPRUN_SECRET_KEY) : loadOrCreateSecretKey(join(dataDirectory, 'secret-key'))
+  const secretBox = createAesSecretBox(secretKey)
   const rateLimitState = createRateLimitState()
   let control: ControlPlane
   const runtime = new EmbeddedRuntime({
     store,
+    secretBox,
     limits: options.sandbox,
     egress: options.egress,
     domain: options.domain,
@@ -77,6 +81,7 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
   control = createControlPlane({
     store,
     provisioner: createLocalProvisioner(runtime),
+    secretBox,
     compiler: options.compiler,
     reconciler: options.reconciler,
   })

@@ -6,6 +6,8 @@
  * The test process creates gateways through its own control plane, whose reconciler it never
  * starts; the reconcilers run in `fixtures/reconciler-process.ts`.
  */
+import { randomBytes } from 'node:crypto'
+import { createAesSecretBox } from '../control/secrets/aes-secret-box.ts'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -31,6 +33,7 @@ async function setUp(t: TestContext, options: Partial<ControlPlaneOptions> = {})
   const directory = join(root, 'store')
   const store = createSqliteStore({ directory })
   const controlPlane = createControlPlane({
+    secretBox: createAesSecretBox(randomBytes(32)),
     store,
     provisioner: new TestDoubleProvisioner(),
     compiler: new TestDoubleCompiler(),

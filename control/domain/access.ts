@@ -241,18 +241,28 @@ export class AccessService {
    * valid, active key for exactly that gateway and stage; never says which part was wrong.
    */
   async verify(apiKey: string, gatewayId: string, stage: Stage): Promise<VerifiedKey | null> {
+    const verified = await this.identify(apiKey)
+    return verified && verified.gatewayId === gatewayId && verified.stage === stage ? verified : null
+  }
+
+  /**
+   * Checks a presented key on its own and says which gateway environment it opens (a grant is
+   * for exactly one). For surfaces that take a key before they know the environment (the chat
+   * gateway, the MCP function endpoint). Null for anything invalid, revoked or expired.
+   */
+  async identify(apiKey: string): Promise<VerifiedKey | null> {
     const match = keyPattern.exec(apiKey)
     if (!match) return null
     const [, keyId, secret] = match as unknown as [string, string, string]
     const record = await this.grants.findOne({ keyId })
-    if (!record || record.status !== 'active' || record.gatewayId !== gatewayId || record.stage !== stage) return null
+    if (!record || record.status !== 'active') return null
     const current = hashSecret(record.keySalt, secret)
     let valid = safeEqual(current, record.keyHash)
     if (!valid && record.previousKeyHash && record.previousKeySalt && (record.previousValidUntil ?? 0) > this.clock.now()) {
       valid = safeEqual(hashSecret(record.previousKeySalt, secret), record.previousKeyHash)
     }
     if (!valid) return null
-    return { grantId: record._id, applicationId: record.applicationId, gatewayId, stage }
+    return { grantId: record._id, applicationId: record.applicationId, gatewayId: record.gatewayId, stage: record.stage }
   }
 
   /** Removes every grant of a gateway (when it is deleted). */

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto'
 import { ImprunError, notFound } from '../errors.ts'
-import type { Clock, Compiler, Database, FunctionMetadata, SourceFiles, Stage, Store, StoredDocument } from '../ports.ts'
+import type { Clock, CompiledFunction, Compiler, Database, FunctionMetadata, SourceFiles, Stage, Store, StoredDocument } from '../ports.ts'
 import type { GatewayService } from './gateways.ts'
 import { checkName, functionNameSchema, nextStage, stageSchema, stages } from './names.ts'
 import { validatePluginConfigs, type PluginConfigs } from './plugins.ts'
@@ -183,6 +183,22 @@ export class FunctionService {
       await database.collection('versions').deleteMany({ function: name })
       await database.collection('functions').deleteOne({ _id: name })
       return changes
+    })
+  }
+
+  /**
+   * Compiles the current draft without storing anything: for test runs before publishing.
+   * Fails like publish does (`compile_failed` with diagnostics).
+   */
+  async compileDraft(gatewayId: string, name: string): Promise<CompiledFunction> {
+    await this.gateways.record(gatewayId)
+    const record = await this.functions(gatewayId).findOne({ _id: name })
+    if (!record) throw notFound('function', name)
+    return this.compiler.compile({
+      gatewayId,
+      name,
+      files: record.files,
+      resolveFunction: async (other) => (await this.functions(gatewayId).findOne({ _id: other }))?.files ?? null,
     })
   }
 

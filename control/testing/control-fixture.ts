@@ -2,6 +2,8 @@
  * A control plane on a fresh SQLite store in a temp directory, with the compiler and provisioner
  * test doubles. One per test; `close` removes everything.
  */
+import { randomBytes } from 'node:crypto'
+import { createAesSecretBox } from '../secrets/aes-secret-box.ts'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -26,6 +28,7 @@ export async function createControlFixture(options: { clock?: Clock; leaseMs?: n
   const compiler = new TestDoubleCompiler()
   const provisioner = new TestDoubleProvisioner()
   const control = createControlPlane({
+    secretBox: createAesSecretBox(randomBytes(32)),
     store,
     compiler,
     provisioner,

@@ -27,8 +27,6 @@ export interface DataPlaneOptions {
   createChain(plugins: PluginConfigs, scope: { gatewayId: string; stage: Stage; functionName: string }): EdgeChain
   /** Host-form routing domain, e.g. `imprun.localhost` → `hometax.imprun.localhost/prod/fn`. */
   domain?: string
-  /** Environment variables and secrets of an environment, for `ctx.env`. */
-  environmentVariables?(gatewayId: string, stage: Stage): Promise<Record<string, string>>
 }
 
 const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
@@ -95,7 +93,7 @@ export async function registerDataPlane(app: FastifyInstance, options: DataPlane
       loadCode: () => options.registry.codeOf(gatewayId, live.versionId),
       input,
       request: { method: seen.method, path: seen.path, query, headers: seen.headers, body: request.body ?? null },
-      env: (await options.environmentVariables?.(gatewayId, stage)) ?? {},
+      env: environment.env,
       requestId: request.id,
       signal: abort.signal,
     })

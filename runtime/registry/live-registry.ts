@@ -11,13 +11,16 @@ import type { DeploymentRecord, FunctionRecord, LiveFunction, VersionRecord } fr
 import type { EnvironmentRecord, GatewayRecord } from '../../control/domain/gateways.ts'
 import type { PluginConfigs } from '../../control/domain/plugins.ts'
 import { stages } from '../../control/domain/names.ts'
-import type { FunctionMetadata } from '../../control/ports.ts'
+import type { FunctionMetadata, SecretBox } from '../../control/ports.ts'
+import { openVariables, type VariableRecord } from '../../control/domain/variables.ts'
 
 export interface LiveEnvironment {
   gatewayId: string
   stage: Stage
   plugins: PluginConfigs
   functions: Map<string, LiveFunction>
+  /** Environment variables and secrets, opened: what functions see as `ctx.env` (frozen). */
+  env: Readonly<Record<string, string>>
   /** Changes on every change to what it serves; unique across reloads, for caches keyed on it. */
   revision: number
 }
@@ -34,6 +37,8 @@ export type RegistryEvent = { type: 'functions-changed'; gatewayId: string; stag
 
 export interface LiveRegistryOptions {
   store: Store
+  /** Opens sealed environment variables. */
+  secretBox: SecretBox
   /** Versions whose code stays cached (default 2,000). */
   codeCacheSize?: number
 }
@@ -45,6 +50,7 @@ interface LoadedGateway {
 
 export class LiveRegistry {
   private readonly store: Store
+  private readonly secretBox: SecretBox
   private readonly gateways = new Map<string, LoadedGateway>()
   private readonly code = new Map<string, string>()
   private readonly codeCacheSize: number
@@ -55,6 +61,7 @@ export class LiveRegistry {
 
   constructor(options: LiveRegistryOptions) {
     this.store = options.store
+    this.secretBox = options.secretBox
     this.codeCacheSize = options.codeCacheSize ?? 2000
   }
 
@@ -63,7 +70,7 @@ export class LiveRegistry {
     this.followSystem()
     let loaded = this.gateways.get(gatewayId)
     if (!loaded) {
-      const feed = this.store.gateway(gatewayId).watch({ collections: ['deployments', 'functions', 'environments'] })
+      const feed = this.store.gateway(gatewayId).watch({ collections: ['deployments', 'functions', 'environments', 'variables'] })
       const ready = this.load(gatewayId)
       loaded = { ready, feed }
       this.gateways.set(gatewayId, loaded)
@@ -118,10 +125,11 @@ export class LiveRegistry {
     const record = await this.store.system().collection<GatewayRecord>('gateways').findOne({ _id: gatewayId })
     if (!record || record.phase === 'Deleted') return null
     const database = this.store.gateway(gatewayId)
-    const [environmentRecords, deployments, functionRecords] = await Promise.all([
+    const [environmentRecords, deployments, functionRecords, variables] = await Promise.all([
       database.collection<EnvironmentRecord>('environments').find({}),
       database.collection<DeploymentRecord>('deployments').find({}),
       database.collection<FunctionRecord>('functions').find({}, { projection: { files: 0 } }),
+      database.collection<VariableRecord>('variables').find({}),
     ])
     const metadata = await this.metadataOf(gatewayId, deployments.map((deployment) => deployment.versionId))
     const plugins = new Map(functionRecords.map((entry) => [entry._id, entry.plugins ?? {}]))
@@ -132,6 +140,7 @@ export class LiveRegistry {
         stage,
         plugins: environmentRecords.find((environment) => environment._id === stage)?.plugins ?? {},
         functions: new Map(),
+        env: Object.freeze(openVariables(variables.filter((variable) => variable.stage === stage), this.secretBox)),
         revision: ++this.revisions,
       })
     }
@@ -212,6 +221,15 @@ export class LiveRegistry {
           environment.revision = ++this.revisions
         }
       }
+      return
+    }
+    if (event.collection === 'variables') {
+      const stage = event.id.split(':')[0] as Stage
+      const environment = gateway.environments.get(stage)
+      if (!environment) return
+      const records = await this.store.gateway(gateway.id).collection<VariableRecord>('variables').find({ stage })
+      environment.env = Object.freeze(openVariables(records, this.secretBox))
+      environment.revision = ++this.revisions
       return
     }
     if (event.collection === 'environments') {

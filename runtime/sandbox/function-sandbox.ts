@@ -205,6 +205,14 @@ export class FunctionSandbox {
     }
   }
 
+  /** Releases one version's warm context (a draft after its test run). */
+  forget(gatewayId: string, versionId: string): void {
+    const pending = this.gateways.get(gatewayId)?.contexts.get(versionId)
+    if (!pending) return
+    this.gateways.get(gatewayId)!.contexts.delete(versionId)
+    void pending.then((warm) => this.releaseWhenIdle(warm), () => {})
+  }
+
   /** Disposes a gateway's isolate (gateway stopped or deleted). */
   disposeGateway(gatewayId: string): void {
     const gateway = this.gateways.get(gatewayId)

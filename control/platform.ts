@@ -14,12 +14,13 @@ import { followInvocationLog } from '../runtime/logs/invocation-log.ts'
 import type { SandboxLimits } from '../runtime/sandbox/function-sandbox.ts'
 import type { EgressFetchOptions } from '../runtime/sandbox/egress-fetch.ts'
 import { createSqliteStore } from './adapters/sqlite/sqlite-store.ts'
-import { ensureAdminToken } from './admin-token.ts'
+import { ensureAdminToken, type AdminTokens } from './admin-token.ts'
 import { createAesSecretBox, loadOrCreateSecretKey, parseSecretKey } from './secrets/aes-secret-box.ts'
 import { createControlPlane, type ControlPlane } from './control-plane.ts'
 import { registerAdminApi } from './http/admin-api.ts'
 import { installErrorHandling } from './http/http-errors.ts'
-import type { Compiler, Store } from './ports.ts'
+import type { Compiler, SecretBox, Store } from './ports.ts'
+import type { FunctionCatalog } from '../runtime/function-catalog.ts'
 
 export interface EmbeddedPlatformOptions {
   /** Data directory (default `./.imprun`). */
@@ -40,6 +41,18 @@ export interface EmbeddedPlatformOptions {
   domain?: string
 }
 
+/** What the platform's surfaces are built from. */
+export interface PlatformServices {
+  store: Store
+  control: ControlPlane
+  /** Live functions: list and call them (MCP function tools, chat tools). */
+  catalog: FunctionCatalog
+  /** Verifies the admin bearer token. */
+  tokens: AdminTokens
+  secretBox: SecretBox
+  runtime: EmbeddedRuntime
+}
+
 export interface EmbeddedPlatform {
   url: string
   port: number
@@ -51,6 +64,7 @@ export interface EmbeddedPlatform {
   runtime: EmbeddedRuntime
   store: Store
   app: FastifyInstance
+  services: PlatformServices
   close(): Promise<void>
 }
 
@@ -108,6 +122,10 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
     },
   })
   await runtime.registerRoutes(app)
+  // Further surfaces on the shared port (MCP under /mcp, the chat gateway under /v1) register
+  // here, each from its own part, given the same services.
+  const services: PlatformServices = { store, control, catalog: runtime.catalog, tokens, secretBox, runtime }
+  void services
 
   await control.start()
   try {
@@ -138,6 +156,7 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
     runtime,
     store,
     app,
+    services,
     async close() {
       await app.close()
       await control.stop()

@@ -20,6 +20,16 @@ export const errorCodes = {
   unsupported_media_type: 415,
   rate_limited: 429,
   store_unavailable: 503,
+  /** A function's fetch refused by the egress policy (loopback, link-local, private ranges …). */
+  egress_denied: 403,
+  /** A function's fetch failed upstream: DNS, connection, bad redirect, oversized response. */
+  egress_failed: 502,
+  egress_timeout: 504,
+  /** The invocation ended (client gone, deadline) while its fetch was in flight. */
+  egress_aborted: 499,
+  /** An upstream service (LLM provider, Kubernetes, APISIX) failed. */
+  upstream_error: 502,
+  timeout: 504,
   internal: 500,
 } as const
 

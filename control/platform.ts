@@ -116,6 +116,7 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
   await registerAdminApi(app, {
     control,
     tokens,
+    catalog: runtime.catalog,
     logs: {
       query: (gatewayId, filter) => runtime.log.query(gatewayId, filter),
       follow: (gatewayId, filter, signal) => followInvocationLog(store, gatewayId, filter, signal),

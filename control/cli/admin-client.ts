@@ -87,6 +87,53 @@ export class AdminClient {
     return (parsed ?? {}) as T
   }
 
+  /**
+   * Follows a server-sent event stream (`GET` with `follow`), yielding each event's data parsed
+   * as JSON, until the server ends it or `signal` aborts.
+   */
+  async *events<T>(path: string, query: QueryValues | undefined, signal: AbortSignal): AsyncGenerator<T> {
+    const headers: Record<string, string> = { accept: 'text/event-stream' }
+    if (this.token) headers.authorization = `Bearer ${this.token}`
+    let response: Response
+    try {
+      response = await this.fetch(`${this.url}${withQuery(path, query)}`, { headers, signal })
+    } catch (error) {
+      if (signal.aborted) return
+      throw this.networkError(error)
+    }
+    if (!response.ok || !response.body) {
+      const text = await response.text()
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(text)
+      } catch {
+        parsed = undefined
+      }
+      throw wireError(response.status, parsed, this.url)
+    }
+    const decoder = new TextDecoder()
+    let buffer = ''
+    try {
+      for await (const chunk of response.body) {
+        buffer += decoder.decode(chunk as Uint8Array, { stream: true })
+        let end: number
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end)
+          buffer = buffer.slice(end + 2)
+          const data = block
+            .split('\n')
+            .filter((line) => line.startsWith('data:'))
+            .map((line) => line.slice(5).trimStart())
+            .join('\n')
+          if (data) yield JSON.parse(data) as T
+        }
+      }
+    } catch (error) {
+      if (signal.aborted) return
+      throw this.networkError(error)
+    }
+  }
+
   private networkError(error: unknown): CliError {
     const code = errorCode(error)
     if (code === 'TimeoutError') {

@@ -37,10 +37,14 @@ export interface AdminCommandGroup {
   name: string
   summary: string
   commands: readonly AdminCommand[]
+  /** Runs when the first argument is not a command name (`imprun logs hometax -f`). */
+  defaultCommand?: string
 }
 
 export async function runAdminGroup(group: AdminCommandGroup, argv: string[], io: CliIo): Promise<number> {
-  const [name, ...rest] = argv
+  const first = argv[0]
+  const known = first !== undefined && (group.commands.some((command) => command.name === first) || ['help', '--help', '-h'].includes(first))
+  const [name, ...rest] = group.defaultCommand && first !== undefined && !known ? [group.defaultCommand, ...argv] : argv
   if (name === undefined) throw usageError(`missing ${group.name} command`, groupUsage(group))
   if (name === 'help' || name === '--help' || name === '-h') {
     const command = rest[0] === undefined ? undefined : group.commands.find((candidate) => candidate.name === rest[0])

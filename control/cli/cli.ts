@@ -13,6 +13,7 @@ import { envCommands } from './env-commands.ts'
 import { functionCommands } from './function-commands.ts'
 import { gatewayCommands } from './gateway-commands.ts'
 import { grantCommands } from './grant-commands.ts'
+import { logsCommands } from './logs-commands.ts'
 import packageJson from '../../package.json' with { type: 'json' }
 
 export interface CliContext {
@@ -23,7 +24,7 @@ export interface CliContext {
   loadCompiler?: () => Compiler | Promise<Compiler>
 }
 
-const groups: readonly AdminCommandGroup[] = [gatewayCommands, functionCommands, envCommands, appCommands, grantCommands]
+const groups: readonly AdminCommandGroup[] = [gatewayCommands, functionCommands, envCommands, appCommands, grantCommands, logsCommands]
 
 export const cliUsage = [
   'imprun — a self-hostable, MCP-first serverless API platform',

@@ -3,6 +3,7 @@ import type { LiveFunction } from '../domain/functions.ts'
 import type { PluginConfigs } from '../domain/plugins.ts'
 import { adminPath } from './admin-client.ts'
 import type { AdminCommand, AdminCommandGroup } from './admin-command.ts'
+import { usageError } from './cli-error.ts'
 import { readPluginsArgument } from './json-argument.ts'
 import { formatFields, formatPluginNames, formatTable, formatTime, formatVersion } from './table.ts'
 
@@ -66,8 +67,70 @@ const plugins: AdminCommand = {
   },
 }
 
+interface VariableView {
+  name: string
+  stage: string
+  secret: boolean
+  value?: string
+  updatedAt: string
+}
+
+const vars: AdminCommand = {
+  name: 'vars',
+  arguments: ['<gateway>', '<stage>'],
+  summary: "List an environment's variables (secrets by name only)",
+  async run(invocation) {
+    const [gateway, stage] = invocation.arguments as [string, string]
+    const { variables } = await invocation.client.get<{ variables: VariableView[] }>(adminPath`/admin/gateways/${gateway}/environments/${stage}/variables`)
+    invocation.print({ variables }, () =>
+      variables.length === 0
+        ? `no variables on ${gateway}/${stage}`
+        : formatTable(
+            ['name', 'value', 'updated'],
+            variables.map((variable) => [variable.name, variable.secret ? '(secret)' : (variable.value ?? ''), formatTime(variable.updatedAt)]),
+          ),
+    )
+  },
+}
+
+const set: AdminCommand = {
+  name: 'set',
+  arguments: ['<gateway>', '<stage>', '<NAME=value>'],
+  summary: 'Set a variable or secret; functions read it as ctx.env.NAME',
+  details: [
+    'Examples:',
+    '  imprun env set hometax prod TAX_RATE=0.22',
+    '  imprun env set hometax prod PARTNER_API_KEY --secret     (reads the value from IMPRUN_VALUE, so it stays out of shell history)',
+    'A secret is never shown again; setting it again keeps it secret.',
+  ].join('\n'),
+  options: {
+    secret: { type: 'boolean', description: 'Store as a secret (value never shown again)' },
+  },
+  async run(invocation) {
+    const [gateway, stage, assignment] = invocation.arguments as [string, string, string]
+    const equals = assignment.indexOf('=')
+    const name = equals < 0 ? assignment : assignment.slice(0, equals)
+    const value = equals < 0 ? invocation.io.env.IMPRUN_VALUE : assignment.slice(equals + 1)
+    if (value === undefined) throw usageError(`give the value as ${name}=value, or in the IMPRUN_VALUE environment variable`, invocation.usage)
+    const secret = invocation.commandLine.flag('secret') === true ? true : undefined
+    const variable = await invocation.client.put<VariableView>(adminPath`/admin/gateways/${gateway}/environments/${stage}/variables/${name}`, { value, secret })
+    invocation.print(variable, () => `set ${variable.secret ? 'secret' : 'variable'} ${variable.name} on ${gateway}/${variable.stage}`)
+  },
+}
+
+const unset: AdminCommand = {
+  name: 'unset',
+  arguments: ['<gateway>', '<stage>', '<NAME>'],
+  summary: 'Remove a variable or secret',
+  async run(invocation) {
+    const [gateway, stage, name] = invocation.arguments as [string, string, string]
+    await invocation.client.delete(adminPath`/admin/gateways/${gateway}/environments/${stage}/variables/${name}`)
+    invocation.print({ removed: name }, () => `removed ${name} from ${gateway}/${stage}`)
+  },
+}
+
 export const envCommands: AdminCommandGroup = {
   name: 'env',
-  summary: 'Environments (dev, staging, prod) of a gateway: plugins, live functions',
-  commands: [get, functions, plugins],
+  summary: 'Environments (dev, staging, prod) of a gateway: plugins, live functions, variables and secrets',
+  commands: [get, functions, plugins, vars, set, unset],
 }

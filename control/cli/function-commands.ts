@@ -3,9 +3,9 @@ import type { DeploymentChange, FunctionDetail, FunctionSummary, HistoryRecord, 
 import type { Stage } from '../ports.ts'
 import { adminPath } from './admin-client.ts'
 import type { AdminCommand, AdminCommandGroup, AdminInvocation } from './admin-command.ts'
-import { usageError } from './cli-error.ts'
+import { CliError, usageError } from './cli-error.ts'
 import { readFunctionFiles } from './function-files.ts'
-import { readPluginsArgument } from './json-argument.ts'
+import { readJsonArgument, readPluginsArgument } from './json-argument.ts'
 import { formatFields, formatPluginNames, formatTable, formatTime, formatVersion } from './table.ts'
 
 const stages: readonly Stage[] = ['dev', 'staging', 'prod']
@@ -261,10 +261,43 @@ const plugins: AdminCommand = {
   },
 }
 
+interface TestRunView {
+  requestId: string
+  durationMs: number
+  outcome: { ok: true; status: number; value: unknown } | { ok: false; status: number; code: string; message: string; details?: Record<string, unknown> }
+  logs: Array<{ level: string; message: string }>
+}
+
+const test: AdminCommand = {
+  name: 'test',
+  arguments: ['<gateway>', '<name>', '[input-json-or-@file]'],
+  summary: 'Compile the draft and run it once with an input, without publishing',
+  details: "Example:\n  imprun function test hometax calculateTax '{\"income\":50000000,\"deductions\":10000000}'",
+  options: {
+    stage: { type: 'string', value: 'STAGE', description: "Whose variables and secrets the run sees (default dev)" },
+  },
+  async run(invocation) {
+    const [gateway, name, argument] = invocation.arguments as [string, string, string | undefined]
+    const input = argument === undefined ? {} : readJsonArgument(argument, 'the input', invocation.usage)
+    const result = await invocation.client.post<TestRunView>(adminPath`/admin/gateways/${gateway}/functions/${name}/test`, {
+      input,
+      stage: invocation.commandLine.string('stage'),
+    })
+    invocation.print(result, () => {
+      const lines = result.logs.map((line) => `${line.level.padEnd(5)} ${line.message}`)
+      const { outcome } = result
+      if (outcome.ok) lines.push(`${outcome.status} in ${result.durationMs}ms`, JSON.stringify(outcome.value, null, 2) ?? '')
+      return lines
+    })
+    // A failed run prints its logs, then fails the command with the function's error.
+    if (!result.outcome.ok) throw new CliError(result.outcome.code, `${result.outcome.message} (status ${result.outcome.status})`, { details: result.outcome.details })
+  },
+}
+
 export const functionCommands: AdminCommandGroup = {
   name: 'function',
   summary: 'Functions: write a draft, publish, promote dev → staging → prod, roll back',
-  commands: [list, write, get, publish, promote, rollback, undeploy, versions, history, remove, plugins],
+  commands: [list, write, get, test, publish, promote, rollback, undeploy, versions, history, remove, plugins],
 }
 
 function requiredOption(invocation: AdminInvocation, name: string): string {

@@ -12,6 +12,7 @@ import type { ControlPlane } from '../control-plane.ts'
 import { ImprunError } from '../errors.ts'
 import { applicationNameSchema, functionNameSchema, gatewayIdSchema, stageSchema } from '../domain/names.ts'
 import { pluginConfigsSchema } from '../domain/plugins.ts'
+import type { FunctionCatalog } from '../../runtime/function-catalog.ts'
 
 const gatewayParams = z.object({ gateway: z.string().describe('Gateway id') })
 const functionParams = gatewayParams.extend({ name: z.string().describe('Function name (URL-encode / as %2F)') })
@@ -87,10 +88,26 @@ export interface LogReader {
   follow(gatewayId: string, filter: { function?: string; stage?: string }, signal: AbortSignal): AsyncIterable<unknown>
 }
 
+export const setVariableBody = z
+  .object({
+    value: z.string().describe('The value (at most 32 KiB)'),
+    secret: z.boolean().optional().describe('A secret is never shown again after it is set (default: keep what it was, else false)'),
+  })
+  .strict()
+
+export const testRunBody = z
+  .object({
+    input: z.unknown().optional().describe('Input for the function, validated against its `input` schema'),
+    stage: stageSchema.optional().describe('Whose environment variables the run sees (default dev)'),
+  })
+  .strict()
+
 export interface AdminApiOptions {
   control: ControlPlane
   tokens: AdminTokens
   logs?: LogReader
+  /** Runs drafts for `POST …/functions/:name/test`; without it the route is absent. */
+  catalog?: Pick<FunctionCatalog, 'runDraft'>
 }
 
 export async function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
@@ -199,6 +216,19 @@ export async function registerAdminApi(app: FastifyInstance, options: AdminApiOp
       })
     }
 
+    // --- environment variables and secrets ---------------------------------------------------
+    const variableParams = stageParams.extend({ name: z.string().describe('Variable name') })
+    api.get('/admin/gateways/:gateway/environments/:stage/variables', { schema: { ...tag('environments'), summary: "List an environment's variables (secrets by name only)", params: stageParams } }, async (request) => ({
+      variables: await control.variables.list(request.params.gateway, request.params.stage),
+    }))
+    api.put('/admin/gateways/:gateway/environments/:stage/variables/:name', { schema: { ...tag('environments'), summary: 'Set a variable or secret (ctx.env.NAME in functions)', params: variableParams, body: setVariableBody } }, async (request) =>
+      control.variables.set(request.params.gateway, request.params.stage, request.params.name, request.body),
+    )
+    api.delete('/admin/gateways/:gateway/environments/:stage/variables/:name', { schema: { ...tag('environments'), summary: 'Remove a variable or secret', params: variableParams } }, async (request, reply) => {
+      await control.variables.delete(request.params.gateway, request.params.stage, request.params.name)
+      return reply.status(204).send()
+    })
+
     // --- functions --------------------------------------------------------------------------
     api.get('/admin/gateways/:gateway/functions', { schema: { ...tag('functions'), summary: 'List functions with deployed versions', params: gatewayParams } }, async (request) => ({
       functions: await control.functions.list(request.params.gateway),
@@ -213,6 +243,15 @@ export async function registerAdminApi(app: FastifyInstance, options: AdminApiOp
     api.get('/admin/gateways/:gateway/functions/:name', { schema: { ...tag('functions'), summary: 'Get a function draft and its deployments', params: functionParams } }, async (request) =>
       control.functions.get(request.params.gateway, request.params.name),
     )
+    const catalog = options.catalog
+    if (catalog) {
+      api.post('/admin/gateways/:gateway/functions/:name/test', { schema: { ...tag('functions'), summary: 'Compile the draft and run it once with an input, without publishing', params: functionParams, body: testRunBody.optional() } }, async (request) => {
+        const { gateway, name } = request.params
+        const compiled = await control.functions.compileDraft(gateway, name)
+        const result = await catalog.runDraft({ gatewayId: gateway, stage: request.body?.stage ?? 'dev', name, code: compiled.code, input: request.body?.input ?? {} })
+        return { requestId: result.requestId, durationMs: Math.round(result.durationMs * 100) / 100, outcome: result.outcome, logs: result.logs, metadata: compiled.metadata }
+      })
+    }
     api.delete('/admin/gateways/:gateway/functions/:name', { schema: { ...tag('functions'), summary: 'Delete a function, its versions and deployments', params: functionParams } }, async (request) => ({
       undeployed: await control.functions.delete(request.params.gateway, request.params.name),
     }))

@@ -73,7 +73,7 @@ function failsWith(code: ErrorCode, reason: EgressFailure, message?: string | Re
   }
 }
 
-const denied = (message?: string | RegExp) => failsWith('forbidden', 'denied', message)
+const denied = (message?: string | RegExp) => failsWith('egress_denied', 'denied', message)
 
 test('classifies special-purpose addresses and leaves public ones alone', () => {
   const expected: Array<[string, string | undefined]> = [
@@ -210,7 +210,7 @@ test('refuses host names that resolve to any forbidden address', async () => {
   await assert.rejects(egressFetch({ url: 'http://mixed.test/' }), denied('egress to mixed.test (127.0.0.1, loopback) is not allowed'))
   await assert.rejects(egressFetch({ url: 'http://metadata.test/' }), denied(/link-local/))
   await assert.rejects(egressFetch({ url: 'http://mapped.test/' }), denied(/private/))
-  await assert.rejects(egressFetch({ url: 'http://nowhere.test/' }), failsWith('internal', 'dns_failed'))
+  await assert.rejects(egressFetch({ url: 'http://nowhere.test/' }), failsWith('egress_failed', 'dns_failed'))
   assert.deepEqual(lookups, ['evil.test', 'mixed.test', 'metadata.test', 'mapped.test', 'nowhere.test'])
   assert.deepEqual(connects, [], 'public-first answers never lead to a connection either')
 })
@@ -262,7 +262,7 @@ test('https presents the host name as SNI while connecting to the checked addres
   const port = (server.address() as AddressInfo).port
   const { options } = spies({ 'example.test': ['127.0.0.1'] })
   const egressFetch = createEgressFetch({ ...options, allowHosts: ['127.0.0.1'] })
-  await assert.rejects(egressFetch({ url: `https://example.test:${port}/` }), failsWith('internal', 'connect_failed'))
+  await assert.rejects(egressFetch({ url: `https://example.test:${port}/` }), failsWith('egress_failed', 'connect_failed'))
   assert.deepEqual(names, ['example.test'])
 })
 
@@ -328,10 +328,10 @@ test('follows redirects like fetch: 303 turns POST into GET, cross-origin drops 
   const manual = await egressFetch({ url: `http://127.0.0.1:${port}/loop`, redirect: 'manual' })
   assert.equal(manual.status, 302)
   assert.equal(manual.headers.find(([name]) => name === 'location')?.[1], '/loop')
-  await assert.rejects(egressFetch({ url: `http://127.0.0.1:${port}/loop`, redirect: 'error' }), failsWith('internal', 'redirect_not_allowed'))
+  await assert.rejects(egressFetch({ url: `http://127.0.0.1:${port}/loop`, redirect: 'error' }), failsWith('egress_failed', 'redirect_not_allowed'))
 
   const before = server.seen.length
-  await assert.rejects(egressFetch({ url: `http://127.0.0.1:${port}/loop` }), failsWith('internal', 'too_many_redirects'))
+  await assert.rejects(egressFetch({ url: `http://127.0.0.1:${port}/loop` }), failsWith('egress_failed', 'too_many_redirects'))
   assert.equal(server.seen.length - before, 6, 'the first request and 5 redirects')
 })
 
@@ -404,16 +404,16 @@ test('limits the response body, counted as it streams and after decoding', async
   const base = `http://127.0.0.1:${port}`
   const small = await egressFetch({ url: `${base}/small` })
   assert.equal(Buffer.from(small.body ?? small.bodyBase64 ?? '', small.body === undefined ? 'base64' : 'utf8').length, 1024 * 1024)
-  await assert.rejects(egressFetch({ url: `${base}/declared` }), failsWith('body_too_large', 'response_too_large'))
-  await assert.rejects(egressFetch({ url: `${base}/stream` }), failsWith('body_too_large', 'response_too_large'))
-  await assert.rejects(egressFetch({ url: `${base}/bomb` }), failsWith('body_too_large', 'response_too_large'))
+  await assert.rejects(egressFetch({ url: `${base}/declared` }), failsWith('egress_failed', 'response_too_large'))
+  await assert.rejects(egressFetch({ url: `${base}/stream` }), failsWith('egress_failed', 'response_too_large'))
+  await assert.rejects(egressFetch({ url: `${base}/bomb` }), failsWith('egress_failed', 'response_too_large'))
 })
 
 test('times out a request that never answers', async (t) => {
   const { port } = await startServer(t, () => {}) // never responds
   const egressFetch = createEgressFetch({ allowHosts: ['127.0.0.1'], timeoutMs: 200 })
   const started = performance.now()
-  await assert.rejects(egressFetch({ url: `http://127.0.0.1:${port}/` }), failsWith('internal', 'timeout'))
+  await assert.rejects(egressFetch({ url: `http://127.0.0.1:${port}/` }), failsWith('egress_timeout', 'timeout'))
   const elapsed = performance.now() - started
   assert.ok(elapsed >= 150 && elapsed < 2000, `timed out after ${elapsed} ms`)
 })
@@ -424,7 +424,7 @@ test('times out a body that trickles', async (t) => {
     response.write('first bytes, then nothing')
   })
   const egressFetch = createEgressFetch({ allowHosts: ['127.0.0.1'], timeoutMs: 200 })
-  await assert.rejects(egressFetch({ url: `http://127.0.0.1:${port}/` }), failsWith('internal', 'timeout'))
+  await assert.rejects(egressFetch({ url: `http://127.0.0.1:${port}/` }), failsWith('egress_timeout', 'timeout'))
 })
 
 test("the caller's signal cancels a fetch in flight and refuses new ones", async (t) => {
@@ -434,9 +434,9 @@ test("the caller's signal cancels a fetch in flight and refuses new ones", async
   const pending = egressFetch({ url: `http://127.0.0.1:${port}/` }, { signal: controller.signal })
   setTimeout(() => controller.abort(), 50)
   const started = performance.now()
-  await assert.rejects(pending, failsWith('internal', 'aborted'))
+  await assert.rejects(pending, failsWith('egress_aborted', 'aborted'))
   assert.ok(performance.now() - started < 2000)
-  await assert.rejects(egressFetch({ url: `http://127.0.0.1:${port}/` }, { signal: controller.signal }), failsWith('internal', 'aborted'))
+  await assert.rejects(egressFetch({ url: `http://127.0.0.1:${port}/` }, { signal: controller.signal }), failsWith('egress_aborted', 'aborted'))
 })
 
 test('limits concurrent fetches per signal, queueing the rest', async (t) => {

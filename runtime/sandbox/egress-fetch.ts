@@ -131,20 +131,19 @@ export type EgressFailure =
   | 'timeout'
   | 'aborted'
 
-// Until control/errors.ts has egress codes: network failures are `internal` with a gateway status.
 const failureCodes: Record<EgressFailure, { code: ErrorCode; status?: number; retryable?: boolean }> = {
   invalid_request: { code: 'bad_request' },
-  denied: { code: 'forbidden' },
+  denied: { code: 'egress_denied' },
   request_too_large: { code: 'body_too_large' },
-  response_too_large: { code: 'body_too_large', status: 502 },
-  dns_failed: { code: 'internal', status: 502, retryable: true },
-  connect_failed: { code: 'internal', status: 502, retryable: true },
-  invalid_redirect: { code: 'internal', status: 502 },
-  too_many_redirects: { code: 'internal', status: 502 },
-  redirect_not_allowed: { code: 'internal', status: 502 },
+  response_too_large: { code: 'egress_failed' },
+  dns_failed: { code: 'egress_failed', retryable: true },
+  connect_failed: { code: 'egress_failed', retryable: true },
+  invalid_redirect: { code: 'egress_failed' },
+  too_many_redirects: { code: 'egress_failed' },
+  redirect_not_allowed: { code: 'egress_failed' },
   too_many_fetches: { code: 'rate_limited', retryable: true },
-  timeout: { code: 'internal', status: 504, retryable: true },
-  aborted: { code: 'internal', status: 499 },
+  timeout: { code: 'egress_timeout', retryable: true },
+  aborted: { code: 'egress_aborted' },
 }
 
 function egressError(

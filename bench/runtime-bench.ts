@@ -2,14 +2,16 @@
  * Runtime benchmarks, measured in one run and printed as ratios and percentiles:
  *  1. publish → new code answering (embedded mode), p50 / p99 over N publishes;
  *  2. warm throughput of a sandboxed function through the whole edge path (plugin chain with
- *     CORS, key-auth and a generous limit-count) ÷ a bare fastify hello-world, same client, same run.
+ *     CORS, key-auth and a generous limit-count) ÷ a bare fastify hello-world, same client (its
+ *     own process, bench/load-client.ts), same run.
  * Run: node bench/runtime-bench.ts [--publishes 50] [--seconds 3] [--concurrency 32]
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { parseArgs, promisify } from 'node:util'
+import { execFile } from 'node:child_process'
 import Fastify from 'fastify'
 import { startEmbeddedPlatform } from '../control/platform.ts'
 import { createDefaultCompiler } from '../runtime/compile/index.ts'
@@ -19,6 +21,7 @@ const publishes = Number(values.publishes)
 const seconds = Number(values.seconds)
 const concurrency = Number(values.concurrency)
 const token = 'bench'
+const run = promisify(execFile)
 const directory = await mkdtemp(join(tmpdir(), 'imprun-bench-'))
 const platform = await startEmbeddedPlatform({ dataDirectory: directory, port: 0, adminToken: token, compiler: createDefaultCompiler(), reconciler: { idlePollMs: 20 } })
 const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
@@ -42,21 +45,19 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 }
 
-async function throughput(url: string, headers: Record<string, string>): Promise<number> {
-  const end = performance.now() + seconds * 1000
-  let done = 0
-  let failed = 0
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end) {
-        const response = await httpCall(url, 'GET', undefined, headers)
-        if (response.status === 200) done++
-        else failed++
-      }
-    }),
-  )
-  if (failed > 0) console.log(`  (${failed} non-200 answers from ${url})`)
-  return done / seconds
+interface LoadResult {
+  done: number
+  failed: number
+  seconds: number
+  latencies: { p50: number; p99: number }
+}
+
+/** Requests per second from a load client in its own process (see load-client.ts). */
+async function throughput(url: string, headers: Record<string, string>): Promise<LoadResult & { rate: number }> {
+  const { stdout } = await run(process.execPath, [join(import.meta.dirname, 'load-client.ts'), url, String(seconds), String(concurrency), JSON.stringify(headers)])
+  const result = JSON.parse(stdout) as LoadResult
+  if (result.failed > 0) console.log(`  (${result.failed} non-2xx answers from ${url})`)
+  return { ...result, rate: result.done / result.seconds }
 }
 
 try {
@@ -92,12 +93,13 @@ try {
   bare.get('/hello', async () => ({ hello: 'world' }))
   await bare.listen({ port: 0, host: '127.0.0.1' })
   const bareUrl = `http://127.0.0.1:${(bare.server.address() as { port: number }).port}/hello`
-  const bareRate = await throughput(bareUrl, {})
-  const sandboxRate = await throughput(`${platform.url}/bench/dev/hello`, headers)
+  const bareRun = await throughput(bareUrl, {})
+  const sandboxRun = await throughput(`${platform.url}/bench/dev/hello`, headers)
   await bare.close()
-  console.log(`bare fastify hello-world: ${bareRate.toFixed(0)} req/s`)
-  console.log(`sandboxed function through edge (cors + key-auth + limit-count): ${sandboxRate.toFixed(0)} req/s`)
-  console.log(`ratio sandboxed ÷ bare: ${(sandboxRate / bareRate).toFixed(2)} (concurrency ${concurrency}, ${seconds} s each, one client process)`)
+  const ms = (value: number) => `${value.toFixed(2)} ms`
+  console.log(`bare fastify hello-world: ${bareRun.rate.toFixed(0)} req/s (p50 ${ms(bareRun.latencies.p50)}, p99 ${ms(bareRun.latencies.p99)})`)
+  console.log(`sandboxed function through edge (cors + key-auth + limit-count): ${sandboxRun.rate.toFixed(0)} req/s (p50 ${ms(sandboxRun.latencies.p50)}, p99 ${ms(sandboxRun.latencies.p99)})`)
+  console.log(`ratio sandboxed ÷ bare: ${(sandboxRun.rate / bareRun.rate).toFixed(2)} (concurrency ${concurrency}, ${seconds} s each, load client in its own process)`)
 } finally {
   agent.destroy()
   await platform.close()

@@ -67,7 +67,11 @@ export function createControlPlane(options: ControlPlaneOptions): ControlPlane {
       // Other processes on the same store (CLI, a second control plane) change gateways too.
       following = (async () => {
         try {
-          for await (const _ of store.system().watch({ collections: ['gateways'], signal: feed.signal })) reconciler.wake()
+          for await (const event of store.system().watch({ collections: ['gateways', 'grants'], signal: feed.signal })) {
+            // Grants changed by another process (revoked, rotated) must not stay cached here.
+            if (event.type === 'reset' || event.collection === 'grants') access.forgetKeys()
+            if (event.type === 'reset' || event.collection === 'gateways') reconciler.wake()
+          }
         } catch {
           // The feed is an optimisation; the loop also polls.
         }

@@ -63,6 +63,10 @@ export class EmbeddedRuntime extends EnvironmentRegistry {
       const keep = new Set<string>()
       for (const environment of gateway.environments.values()) for (const live of environment.functions.values()) keep.add(live.versionId)
       this.sandbox.retain(event.gatewayId, keep)
+      const deployed = event.deployed
+      if (deployed) {
+        this.sandbox.prewarm({ gatewayId: event.gatewayId, functionName: deployed.name, versionId: deployed.versionId, loadCode: () => this.registry.codeOf(event.gatewayId, deployed.versionId) })
+      }
     })
   }
 

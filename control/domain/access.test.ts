@@ -89,3 +89,35 @@ test('deleting a gateway removes its grants', async () => {
   assert.equal(await access.verify(grant.apiKey, 'hometax', 'dev'), null)
   assert.deepEqual(await access.listGrants({ gatewayId: 'hometax' }), [])
 })
+
+test('verified keys are cached, but a revoke anywhere reaches every service on the store', async () => {
+  const { access } = fixture.control
+  await access.createApplication({ name: 'cached' })
+  const grant = await access.grant({ application: 'cached', gatewayId: 'hometax', stage: 'prod' })
+  // A second service on the same store, as another process (CLI, second control plane) has.
+  const { AccessService } = await import('./access.ts')
+  const elsewhere = new AccessService({ store: fixture.control.store, clock, gateways: fixture.control.gateways })
+  assert.ok(await access.identify(grant.apiKey))
+  const grants = fixture.control.store.system().collection('grants')
+  await grants.updateOne({ _id: grant.id }, { $set: { status: 'revoked' } })
+  assert.ok(await access.identify(grant.apiKey), 'a write behind the service is not seen while cached')
+  now += 6000
+  assert.equal(await access.identify(grant.apiKey), null, 'the cache entry expires within seconds')
+  await grants.updateOne({ _id: grant.id }, { $set: { status: 'active' } })
+  assert.ok(await access.identify(grant.apiKey))
+
+  // Revoked through this service: at once. Revoked by another one: through the change feed that
+  // the started control plane follows.
+  await fixture.control.start()
+  await access.revoke(grant.id)
+  assert.equal(await access.identify(grant.apiKey), null)
+  const again = await access.grant({ application: 'cached', gatewayId: 'hometax', stage: 'prod' })
+  assert.ok(await access.identify(again.apiKey))
+  await elsewhere.revoke(again.id)
+  let seen: unknown = 'still cached'
+  for (let attempt = 0; attempt < 200 && seen !== null; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    seen = await access.identify(again.apiKey)
+  }
+  assert.equal(seen, null, 'the feed cleared the cache without the clock moving')
+})

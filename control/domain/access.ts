@@ -80,6 +80,15 @@ export class AccessService {
   private readonly clock: Clock
   private readonly gateways: GatewayService
   private indexesReady: Promise<void> | null = null
+  /**
+   * Keys verified in the last few seconds, so that the request path does not read the store and
+   * hash on every call. Any grant change in this process clears it at once (revoke is
+   * immediate); changes made by another process reach it through `forgetKeys` from the change
+   * feed, and in the worst case when an entry expires.
+   */
+  private readonly verifiedKeys = new Map<string, { verified: VerifiedKey; expiresAt: number }>()
+  private static readonly verifiedKeyTtlMs = 5000
+  private static readonly verifiedKeyLimit = 10_000
 
   constructor(options: AccessServiceOptions) {
     this.store = options.store
@@ -144,6 +153,7 @@ export class AccessService {
       await database.collection('grants').deleteMany({ applicationId: application.id })
       await database.collection('applications').deleteOne({ _id: application.id })
     })
+    this.forgetKeys()
   }
 
   /**
@@ -206,6 +216,7 @@ export class AccessService {
       { _id: grantId },
       { $set: { status: 'revoked', keyHash: '', ...noPreviousKey, revokedAt: this.isoNow() } },
     )
+    this.forgetKeys()
     if (!updated) throw notFound('grant', grantId)
     return presentGrant(updated)
   }
@@ -232,6 +243,7 @@ export class AccessService {
       // The key id stays: the grant is found by it, old and new secret both hash under it.
       { $set: { keySalt: key.stored.keySalt, keyHash: key.stored.keyHash, ...previous, rotatedAt: this.isoNow() } },
     )
+    this.forgetKeys()
     if (!updated) throw new ImprunError('conflict', 'the grant changed concurrently; try again', { retryable: true })
     return { ...presentGrant(updated), apiKey: `imp_${current.keyId}_${key.secret}` }
   }
@@ -251,23 +263,45 @@ export class AccessService {
    * gateway, the MCP function endpoint). Null for anything invalid, revoked or expired.
    */
   async identify(apiKey: string): Promise<VerifiedKey | null> {
+    const now = this.clock.now()
+    const cached = this.verifiedKeys.get(apiKey)
+    if (cached && cached.expiresAt > now) return cached.verified
+    if (cached) this.verifiedKeys.delete(apiKey)
+    const checked = await this.checkKey(apiKey)
+    if (checked) {
+      if (this.verifiedKeys.size >= AccessService.verifiedKeyLimit) this.verifiedKeys.delete(this.verifiedKeys.keys().next().value!)
+      this.verifiedKeys.set(apiKey, { verified: checked.verified, expiresAt: Math.min(now + AccessService.verifiedKeyTtlMs, checked.validUntil) })
+    }
+    return checked?.verified ?? null
+  }
+
+  /** Drops every cached key verification (a grant changed somewhere). */
+  forgetKeys(): void {
+    this.verifiedKeys.clear()
+  }
+
+  private async checkKey(apiKey: string): Promise<{ verified: VerifiedKey; validUntil: number } | null> {
     const match = keyPattern.exec(apiKey)
     if (!match) return null
     const [, keyId, secret] = match as unknown as [string, string, string]
     const record = await this.grants.findOne({ keyId })
     if (!record || record.status !== 'active') return null
     const current = hashSecret(record.keySalt, secret)
+    let validUntil = Number.POSITIVE_INFINITY
     let valid = safeEqual(current, record.keyHash)
     if (!valid && record.previousKeyHash && record.previousKeySalt && (record.previousValidUntil ?? 0) > this.clock.now()) {
       valid = safeEqual(hashSecret(record.previousKeySalt, secret), record.previousKeyHash)
+      validUntil = record.previousValidUntil ?? 0
     }
     if (!valid) return null
-    return { grantId: record._id, applicationId: record.applicationId, gatewayId: record.gatewayId, stage: record.stage }
+    return { verified: { grantId: record._id, applicationId: record.applicationId, gatewayId: record.gatewayId, stage: record.stage }, validUntil }
   }
 
   /** Removes every grant of a gateway (when it is deleted). */
   async deleteGatewayGrants(gatewayId: string): Promise<number> {
-    return this.grants.deleteMany({ gatewayId })
+    const deleted = await this.grants.deleteMany({ gatewayId })
+    this.forgetKeys()
+    return deleted
   }
 
   private isoNow(): string {

@@ -33,7 +33,15 @@ export interface LiveGateway {
   environments: Map<Stage, LiveEnvironment>
 }
 
-export type RegistryEvent = { type: 'functions-changed'; gatewayId: string; stage: Stage; versionIds: Set<string> }
+export type RegistryEvent = {
+  type: 'functions-changed'
+  gatewayId: string
+  stage: Stage
+  /** Every version live on the environment now. */
+  versionIds: Set<string>
+  /** The function whose deployment changed, when one did (not on a reload). */
+  deployed?: { name: string; versionId: string }
+}
 
 export interface LiveRegistryOptions {
   store: Store
@@ -208,6 +216,8 @@ export class LiveRegistry {
           metadata: metadata.get(deployment.versionId) ?? emptyMetadata,
           plugins: record?.plugins ?? {},
         })
+        this.changed(environment, { name, versionId: deployment.versionId })
+        return
       }
       this.changed(environment)
       return
@@ -241,11 +251,11 @@ export class LiveRegistry {
     }
   }
 
-  private changed(environment: LiveEnvironment): void {
+  private changed(environment: LiveEnvironment, deployed?: RegistryEvent['deployed']): void {
     environment.revision = ++this.revisions
     const versionIds = new Set<string>()
     for (const live of environment.functions.values()) versionIds.add(live.versionId)
-    for (const listener of this.listeners) listener({ type: 'functions-changed', gatewayId: environment.gatewayId, stage: environment.stage, versionIds })
+    for (const listener of this.listeners) listener({ type: 'functions-changed', gatewayId: environment.gatewayId, stage: environment.stage, versionIds, deployed })
   }
 
   private followSystem(): void {

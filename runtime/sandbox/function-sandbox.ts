@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto'
 import ivm from 'isolated-vm'
 import { z } from 'zod'
 import { ImprunError, toImprunError } from '../../control/errors.ts'
-import { zodBundle } from '../compile/zod-bundle.ts'
+import { zodSnapshot } from './zod-snapshot.ts'
 import { bootstrapSource } from './bootstrap.ts'
 
 export interface InvocationRequest {
@@ -122,6 +122,7 @@ class GatewayIsolate {
   constructor(memoryLimitMb: number) {
     this.isolate = new ivm.Isolate({
       memoryLimit: memoryLimitMb,
+      snapshot: zodSnapshot(),
       onCatastrophicError: (message) => {
         this.catastrophic = message
       },
@@ -133,11 +134,12 @@ class GatewayIsolate {
   }
 }
 
+const invocationEnded = Object.freeze(new ImprunError('internal', 'the invocation ended', { details: { reason: 'invocation_ended' } }))
+
 export class FunctionSandbox {
   private readonly limits: SandboxLimits
   private readonly services: SandboxServices
   private readonly gateways = new Map<string, GatewayIsolate>()
-  private zodScripts = new WeakMap<ivm.Isolate, ivm.Script>()
 
   constructor(options: { services: SandboxServices; limits?: Partial<SandboxLimits> }) {
     this.services = options.services
@@ -185,7 +187,8 @@ export class FunctionSandbox {
       return finish(this.classify(error, gateway, request))
     } finally {
       clearTimeout(timer)
-      abort.abort()
+      // A shared reason: abort() without one builds a DOMException (a stack capture) per call.
+      abort.abort(invocationEnded)
       request.signal?.removeEventListener('abort', onAbort)
       gateway.active.delete(id)
       if (warm) this.release(gateway, warm)
@@ -203,6 +206,20 @@ export class FunctionSandbox {
       gateway.contexts.delete(versionId)
       void pending.then((warm) => this.releaseWhenIdle(warm), () => {})
     }
+  }
+
+  /**
+   * Builds a version's context ahead of its first request (a publish was just seen), so the
+   * first caller does not pay for it. Only for gateways whose isolate is already up: an idle
+   * gateway is not woken by a publish. Failures are left for the first request to report.
+   */
+  prewarm(request: Pick<InvocationRequest, 'gatewayId' | 'functionName' | 'versionId' | 'loadCode'>): void {
+    const gateway = this.gateways.get(request.gatewayId)
+    if (!gateway || gateway.disposed || gateway.catastrophic || gateway.contexts.has(request.versionId)) return
+    const pending = this.createContext(gateway, request)
+    gateway.contexts.set(request.versionId, pending)
+    pending.catch(() => gateway.contexts.delete(request.versionId))
+    this.evictContexts(gateway)
   }
 
   /** Releases one version's warm context (a draft after its test run). */
@@ -301,17 +318,11 @@ export class FunctionSandbox {
     }
   }
 
-  private async createContext(gateway: GatewayIsolate, request: InvocationRequest): Promise<WarmContext> {
+  private async createContext(gateway: GatewayIsolate, request: Pick<InvocationRequest, 'functionName' | 'versionId' | 'loadCode'>): Promise<WarmContext> {
     const code = await request.loadCode()
     const { isolate } = gateway
     const context = await isolate.createContext()
     try {
-      let zodScript = this.zodScripts.get(isolate)
-      if (!zodScript) {
-        zodScript = await isolate.compileScript(zodBundle(), { filename: 'zod.js' })
-        this.zodScripts.set(isolate, zodScript)
-      }
-      await zodScript.run(context, { timeout: 2000 })
       const bootstrap = await context.eval(bootstrapSource, { reference: true, timeout: 1000 })
       const bridge = new ivm.Reference((name: string, args: unknown[]) => this.bridgeCall(gateway, name, args))
       const limits = new ivm.ExternalCopy({ maxLogLineLength: 8192, maxResponseLength: this.limits.maxResponseBytes }).copyInto()

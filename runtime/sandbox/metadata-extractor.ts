@@ -8,7 +8,7 @@ import ivm from 'isolated-vm'
 import { ImprunError } from '../../control/errors.ts'
 import type { FunctionMetadata } from '../../control/ports.ts'
 import { compileFailed } from '../compile/esbuild-compiler.ts'
-import { zodBundle } from '../compile/zod-bundle.ts'
+import { zodSnapshot } from './zod-snapshot.ts'
 
 export interface MetadataExtractorOptions {
   memoryLimitMb?: number
@@ -42,21 +42,16 @@ export function createMetadataExtractor(options: MetadataExtractorOptions = {}) 
   const memoryLimit = options.memoryLimitMb ?? 64
   const timeout = options.timeoutMs ?? 1000
   let isolate: ivm.Isolate | null = null
-  let zodScript: ivm.Script | null = null
 
-  const fresh = (): { isolate: ivm.Isolate; zodScript: ivm.Script } => {
-    if (!isolate || isolate.isDisposed || !zodScript) {
-      isolate = new ivm.Isolate({ memoryLimit })
-      zodScript = isolate.compileScriptSync(zodBundle())
-    }
-    return { isolate, zodScript }
+  const fresh = (): { isolate: ivm.Isolate } => {
+    if (!isolate || isolate.isDisposed) isolate = new ivm.Isolate({ memoryLimit, snapshot: zodSnapshot() })
+    return { isolate }
   }
 
   return async function extractMetadata(code: string): Promise<FunctionMetadata> {
     const current = fresh()
     const context = await current.isolate.createContext()
     try {
-      await current.zodScript.run(context, { timeout })
       try {
         const script = await current.isolate.compileScript(code, { filename: 'index.js' })
         await script.run(context, { timeout })

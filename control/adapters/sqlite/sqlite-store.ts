@@ -725,9 +725,12 @@ class SqliteCollection<T extends StoredDocument> implements Collection<T> {
       .statement(`SELECT seq, id, doc FROM ${table}${where} ORDER BY seq`)
       .all(...parameters) as unknown as Row[]
     const documents = rows.map((row) => JSON.parse(row.doc) as StoredDocument)
+    // A filter on `_id` alone (a string or `$in` of strings) is answered exactly by the SQL;
+    // mingo then only sorts, skips, limits and projects (its `$in` is quadratic in big lists).
+    const exact = Object.keys(filter).length === 1 && (typeof filter._id === 'string' || isInOfStrings(filter._id))
     let query: Query
     try {
-      query = new Query(filter, {})
+      query = new Query(exact ? {} : filter, {})
     } catch (error) {
       throw new ImprunError('bad_request', `invalid filter: ${(error as Error).message}`, { cause: error })
     }

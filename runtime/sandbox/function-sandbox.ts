@@ -63,7 +63,10 @@ export interface SandboxLimits {
   maxConcurrentPerGateway: number
   /** Queued invocations per gateway before 429 (default 256). */
   maxQueuedPerGateway: number
-  /** Warm contexts per gateway (default 64, least recently used released first). */
+  /**
+   * Warm contexts per gateway (default 48, least recently used released first). A context takes
+   * about 1 MiB of the gateway's heap; past half of `memoryLimitMb` the older half is released.
+   */
   maxContextsPerGateway: number
   /** Gateways with a live isolate (default 256, idle ones disposed first). */
   maxIsolates: number
@@ -80,7 +83,7 @@ export const defaultSandboxLimits: SandboxLimits = {
   timeoutMs: 10_000,
   maxConcurrentPerGateway: 64,
   maxQueuedPerGateway: 256,
-  maxContextsPerGateway: 64,
+  maxContextsPerGateway: 48,
   maxIsolates: 256,
   maxResponseBytes: 6 * 1024 * 1024,
   maxLogLines: 200,
@@ -309,6 +312,19 @@ export class FunctionSandbox {
   }
 
   private evictContexts(gateway: GatewayIsolate): void {
+    // Memory first: a warm context costs about 1 MiB (zod, bootstrap, the bundle), so past half
+    // the isolate's limit the least recently used half of the contexts go, whatever the count.
+    if (!gateway.disposed && gateway.contexts.size > 1) {
+      const heap = gateway.isolate.getHeapStatisticsSync()
+      if (heap.used_heap_size + heap.externally_allocated_size > this.limits.memoryLimitMb * 1024 * 1024 * 0.5) {
+        let excess = Math.floor(gateway.contexts.size / 2)
+        for (const [versionId, pending] of gateway.contexts) {
+          if (excess-- <= 0) break
+          gateway.contexts.delete(versionId)
+          void pending.then((warm) => this.releaseWhenIdle(warm), () => {})
+        }
+      }
+    }
     if (gateway.contexts.size <= this.limits.maxContextsPerGateway) return
     // Oldest first: Map keeps insertion order, and warmContext re-inserts on use.
     for (const [versionId, pending] of gateway.contexts) {
@@ -327,8 +343,15 @@ export class FunctionSandbox {
       const bridge = new ivm.Reference((name: string, args: unknown[]) => this.bridgeCall(gateway, name, args))
       const limits = new ivm.ExternalCopy({ maxLogLineLength: 8192, maxResponseLength: this.limits.maxResponseBytes }).copyInto()
       const run = (await (bootstrap as ivm.Reference).apply(undefined, [bridge, limits], { result: { reference: true }, timeout: 1000 })) as ivm.Reference
+      // Handles left unreleased keep their context alive after it is released: a leak of about
+      // 1 MiB per context that ends in the isolate's memory limit.
+      ;(bootstrap as ivm.Reference).release()
       const script = await isolate.compileScript(code, { filename: `${request.functionName}.js` })
-      await script.run(context, { timeout: Math.min(this.limits.timeoutMs, 5000) })
+      try {
+        await script.run(context, { timeout: Math.min(this.limits.timeoutMs, 5000) })
+      } finally {
+        script.release()
+      }
       return { versionId: request.versionId, context, run, users: 0, lastUsed: Date.now(), released: false }
     } catch (error) {
       if (!isolate.isDisposed) context.release()

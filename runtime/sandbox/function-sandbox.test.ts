@@ -205,3 +205,16 @@ test('concurrent invocations of one context keep their own state', async () => {
   const results = await Promise.all(Array.from({ length: 20 }, (_, n) => run('g', 'echo', { n, wait: 20 - n })))
   results.forEach((result, n) => assert.deepEqual(result.outcome, { ok: true, status: 200 + n, headers: {}, value: n, empty: false }))
 })
+
+test('many functions called in turn stay within the memory limit: released contexts are freed', async () => {
+  // 150 versions × ~1 MiB per context is far beyond the 64 MiB isolate: only released (and
+  // collected) contexts let this pass.
+  const names = Array.from({ length: 150 }, (_, n) => `many${n}`)
+  for (const name of names) await deploy('crowded', name, `import { z } from 'zod'\nexport const input = z.object({ n: z.number() })\nexport default (ctx) => ({ name: '${name}', n: ctx.input.n })`)
+  for (const [n, name] of names.entries()) {
+    const result = await run('crowded', name, { n })
+    assert.deepEqual(result.outcome, { ok: true, status: 200, headers: {}, value: { name, n }, empty: false }, `${name}: ${JSON.stringify(result.outcome)}`)
+  }
+  const stats = sandbox.stats()
+  assert.ok(stats.contexts <= 48, `warm contexts ${stats.contexts}`)
+})

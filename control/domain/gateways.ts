@@ -257,7 +257,7 @@ export async function ensureEnvironments(database: Database, now: string): Promi
     await environments.updateOne(
       { _id: stage },
       // prod starts protected: only grant keys get in until its plugins say otherwise.
-      { $setOnInsert: { stage, plugins: stage === 'prod' ? validatePluginConfigs({ 'key-auth': {} }) : {}, createdAt: now, updatedAt: now } },
+      { $setOnInsert: { stage, plugins: stage === 'prod' ? validatePluginConfigs({ 'key-auth': { hide_credentials: true } }) : {}, createdAt: now, updatedAt: now } },
       { upsert: true },
     )
   }

@@ -128,6 +128,7 @@ export async function registerDataPlane(app: FastifyInstance, options: DataPlane
     plane.route({
       method: [...methods],
       url: '/:gateway/:stage/*',
+      schema: { hide: true },
       handler: async (request, reply) => {
         const params = request.params as { gateway: string; stage: string; '*': string }
         return handle(params.gateway, params.stage, params['*'], request, reply)
@@ -138,6 +139,7 @@ export async function registerDataPlane(app: FastifyInstance, options: DataPlane
       plane.route({
         method: [...methods],
         url: '/:stage/*',
+        schema: { hide: true },
         constraints: { host: new RegExp(`^[a-z0-9-]+${suffix.replaceAll('.', '\\.')}(:\\d+)?$`) },
         handler: async (request, reply) => {
           const params = request.params as { stage: string; '*': string }

@@ -106,6 +106,8 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 2 * 1024 * 1024,
     requestIdHeader: 'x-request-id',
+    // Function names run to 128 characters (more, URL-encoded): long ones get invalid_name, not a 404.
+    maxParamLength: 1024,
     // Requests from scripts often hit a restarted server with keep-alive sockets.
     forceCloseConnections: true,
   })

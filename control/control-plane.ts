@@ -8,7 +8,7 @@ import { AccessService } from './domain/access.ts'
 import { FunctionService } from './domain/functions.ts'
 import { GatewayService } from './domain/gateways.ts'
 import { VariableService } from './domain/variables.ts'
-import { createGatewayReconciler, type GatewayReconcilerOptions } from './reconciler/gateway-reconciler.ts'
+import { createGatewayReconciler, recoverDrift, type GatewayReconcilerOptions } from './reconciler/gateway-reconciler.ts'
 import type { TaskLoop } from './reconciler/task-loop.ts'
 import type { GatewayRecord } from './domain/gateways.ts'
 
@@ -63,6 +63,9 @@ export function createControlPlane(options: ControlPlaneOptions): ControlPlane {
     reconciler,
     async start() {
       await access.ensureIndexes()
+      // What the records say is serving but is not (a restart of the embedded platform) goes
+      // back to Starting before the loop begins.
+      await recoverDrift({ store, provisioner: options.provisioner, clock })
       reconciler.start()
       // Other processes on the same store (CLI, a second control plane) change gateways too.
       following = (async () => {

@@ -4,7 +4,7 @@
  * run as another process, and exits cleanly on SIGTERM.
  */
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -12,64 +12,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { cleanEnvironment, imprunBin as bin, startImprunServer } from './support/imprun-process.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const bin = join(root, 'bin', 'imprun.ts')
 const compilerEntry = join(root, 'runtime', 'compile', 'index.ts')
 const skip = existsSync(compilerEntry) ? false : 'runtime/compile/index.ts (createDefaultCompiler) does not exist yet'
-
-/** The environment without the variables that would point the CLI elsewhere. */
-function cleanEnvironment(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const environment = { ...process.env }
-  for (const name of ['IMPRUN_URL', 'IMPRUN_TOKEN', 'IMPRUN_DATA_DIR', 'IMPRUN_PORT', 'IMPRUN_HOST', 'PORT']) delete environment[name]
-  return { ...environment, ...extra }
-}
-
-interface Server {
-  child: ChildProcess
-  url: string
-  stdout(): string
-  stderr(): string
-  /** Sends SIGTERM and resolves with the exit code. */
-  stop(): Promise<number | null>
-}
-
-async function startServer(dataDirectory: string): Promise<Server> {
-  const child = spawn(process.execPath, [bin, 'start', '--data-dir', dataDirectory, '--port', '0'], {
-    cwd: dataDirectory,
-    env: cleanEnvironment(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-  const exited = once(child, 'close').then(() => child.exitCode)
-  const deadline = Date.now() + 30_000
-  let url: string | undefined
-  // Wait for the line after the token block too, so that the whole announcement is in.
-  while (!(url = /imprun is running at (\S+)/.exec(stdout)?.[1]) || !stdout.includes('Press Ctrl-C to stop.')) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`imprun start exited early (${child.exitCode ?? child.signalCode}):\n${stdout}\n${stderr}`)
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL')
-      throw new Error(`imprun start printed no URL within 30 s:\n${stdout}\n${stderr}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return {
-    child,
-    url,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    async stop() {
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-      const code = await exited
-      clearTimeout(timer)
-      return code
-    },
-  }
-}
 
 async function imprun(argv: string[], environment: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [bin, ...argv], { env: cleanEnvironment(environment), stdio: ['ignore', 'pipe', 'pipe'] })
@@ -85,7 +32,7 @@ test('imprun start: token on first start only, /healthz, CLI from another proces
   const dataDirectory = await mkdtemp(join(tmpdir(), 'imprun-cli-start-'))
   t.after(() => rm(dataDirectory, { recursive: true, force: true }))
 
-  const first = await startServer(dataDirectory)
+  const first = await startImprunServer(dataDirectory)
   t.after(() => first.child.kill('SIGKILL'))
   assert.match(first.url, /^http:\/\/127\.0\.0\.1:\d+$/)
   const tokenFile = join(dataDirectory, 'admin-token')
@@ -110,7 +57,7 @@ test('imprun start: token on first start only, /healthz, CLI from another proces
   assert.equal(await first.stop(), 0, first.stderr())
   assert.match(first.stderr(), /received SIGTERM, stopping…\nstopped\n$/)
 
-  const second = await startServer(dataDirectory)
+  const second = await startImprunServer(dataDirectory)
   t.after(() => second.child.kill('SIGKILL'))
   assert.ok(!second.stdout().includes(token), 'the token is shown on the first start only')
   assert.ok(!/imp_admin_/.test(second.stdout()), second.stdout())

@@ -83,3 +83,23 @@ export function createGatewayReconciler(options: GatewayReconcilerOptions): Task
     },
   })
 }
+
+/**
+ * Finds gateways whose record says Started while the provisioner says they are not serving (the
+ * embedded platform restarted and its in-process environments are gone; in a cluster, a
+ * Deployment was removed behind our back) and sends them back to Starting, one conditional
+ * write each, so the reconciler brings them up again. Returns how many it sent back.
+ */
+export async function recoverDrift(options: { store: Store; provisioner: Provisioner; clock: Clock }): Promise<number> {
+  const gateways = options.store.system().collection<GatewayRecord>('gateways')
+  let recovered = 0
+  for (const gateway of await gateways.find({ state: 'Running', phase: 'Started' })) {
+    if (await options.provisioner.isReady({ gatewayId: gateway._id, stages })) continue
+    const result = await gateways.updateOne(
+      { _id: gateway._id, state: 'Running', phase: 'Started' },
+      { $set: { phase: 'Starting', updatedAt: new Date(options.clock.now()).toISOString(), nextAttemptAt: 0 } },
+    )
+    recovered += result.modifiedCount
+  }
+  return recovered
+}

@@ -21,6 +21,7 @@ import { registerAdminApi } from './http/admin-api.ts'
 import { installErrorHandling } from './http/http-errors.ts'
 import type { Compiler, SecretBox, Store } from './ports.ts'
 import type { FunctionCatalog } from '../runtime/function-catalog.ts'
+import { registerMcpSurface } from '../mcp-server/index.ts'
 
 export interface EmbeddedPlatformOptions {
   /** Data directory (default `./.imprun`). */
@@ -107,7 +108,7 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
     bodyLimit: options.bodyLimit ?? 2 * 1024 * 1024,
     requestIdHeader: 'x-request-id',
     // Function names run to 128 characters (more, URL-encoded): long ones get invalid_name, not a 404.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     // Requests from scripts often hit a restarted server with keep-alive sockets.
     forceCloseConnections: true,
   })
@@ -128,7 +129,7 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
   // Further surfaces on the shared port (MCP under /mcp, the chat gateway under /v1) register
   // here, each from its own part, given the same services.
   const services: PlatformServices = { store, control, catalog: runtime.catalog, tokens, secretBox, runtime }
-  void services
+  await registerMcpSurface(app, services)
 
   await control.start()
   try {

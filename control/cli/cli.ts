@@ -34,6 +34,7 @@ export const cliUsage = [
   'Commands:',
   ...formatColumns([
     ['start', 'Start the embedded platform in this process'],
+    ['mcp', 'Serve MCP on stdio (Claude Desktop, IDEs): in-process, or relayed to --url'],
     ...groups.map((group) => [group.name, group.summary] as const),
     ['help [command]', 'Show help for a command'],
     ['version', 'Print the version'],
@@ -79,6 +80,16 @@ async function dispatch(argv: string[], io: CliIo, context: CliContext): Promise
         throw new CliError('internal', 'this build of imprun has no compiler to start the platform with')
       })
     return runStart(rest, { io, loadCompiler })
+  }
+  if (command === 'mcp') {
+    // Loaded on demand, like start: it may bring up the whole platform.
+    const { runMcp } = await import('./mcp-command.ts')
+    const loadCompiler =
+      context.loadCompiler ??
+      (() => {
+        throw new CliError('internal', 'this build of imprun has no compiler to start the platform with')
+      })
+    return runMcp(rest, { io, loadCompiler })
   }
   const group = groups.find((candidate) => candidate.name === command)
   if (!group) throw usageError(`unknown command '${command}'`, cliUsage)

@@ -218,3 +218,20 @@ test('many functions called in turn stay within the memory limit: released conte
   const stats = sandbox.stats()
   assert.ok(stats.contexts <= 48, `warm contexts ${stats.contexts}`)
 })
+
+test('a cancelled invocation answers at once with 499 and the gateway keeps serving', async () => {
+  await deploy('cancel', 'slow', `export default async () => { await new Promise((resolve) => setTimeout(resolve, 5000)); return 'late' }`)
+  await deploy('cancel', 'quick', `export default () => 'quick'`)
+  const code = codes.get('cancel/slow')!
+  const controller = new AbortController()
+  const started = performance.now()
+  const pending = sandbox.invoke({
+    gatewayId: 'cancel', stage: 'dev', functionName: 'slow', versionId: 'slow@1', loadCode: async () => code, input: {},
+    request: { method: 'POST', path: '/slow', query: {}, headers: {}, body: null }, env: {}, requestId: 'cancel-1', signal: controller.signal,
+  })
+  setTimeout(() => controller.abort(), 50)
+  const result = await pending
+  assert.ok(performance.now() - started < 400, `answered after ${performance.now() - started} ms`)
+  assert.deepEqual(result.outcome, { ok: false, status: 499, code: 'cancelled', message: 'the caller cancelled the invocation' })
+  assert.equal((await run('cancel', 'quick')).outcome.ok, true)
+})

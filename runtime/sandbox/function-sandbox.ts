@@ -137,6 +137,7 @@ class GatewayIsolate {
   }
 }
 
+const callerCancelled = Object.freeze(new ImprunError('internal', 'the caller cancelled the invocation', { details: { reason: 'cancelled' } }))
 const invocationEnded = Object.freeze(new ImprunError('internal', 'the invocation ended', { details: { reason: 'invocation_ended' } }))
 
 export class FunctionSandbox {
@@ -181,10 +182,15 @@ export class FunctionSandbox {
       const deadline = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new ImprunError('internal', 'deadline', { details: { deadline: true } })), this.limits.timeoutMs + 50)
       })
-      const text = (await Promise.race([
-        warm.run.apply(undefined, [invocation], { timeout: this.limits.timeoutMs, arguments: { copy: true }, result: { promise: true, copy: true } }),
-        deadline,
-      ])) as unknown
+      // The caller went away (client disconnected, MCP cancellation): answer at once; the
+      // finally block aborts the invocation's host calls, so its code winds down on its own.
+      const cancelled = new Promise<never>((_, reject) => {
+        if (request.signal?.aborted) reject(callerCancelled)
+        request.signal?.addEventListener('abort', () => reject(callerCancelled), { once: true })
+      })
+      const running = warm.run.apply(undefined, [invocation], { timeout: this.limits.timeoutMs, arguments: { copy: true }, result: { promise: true, copy: true } })
+      running.catch(() => {})
+      const text = (await Promise.race([running, deadline, cancelled])) as unknown
       return finish(this.interpret(text))
     } catch (error) {
       return finish(this.classify(error, gateway, request))
@@ -448,6 +454,7 @@ export class FunctionSandbox {
       if (this.gateways.get(request.gatewayId) === gateway) this.gateways.delete(request.gatewayId)
       return failure(500, 'function_memory_limit', `the function exceeded the memory limit of ${this.limits.memoryLimitMb} MiB`)
     }
+    if (error === callerCancelled) return failure(499, 'cancelled', 'the caller cancelled the invocation')
     if (error instanceof ImprunError && error.details?.deadline) {
       return failure(504, 'function_timeout', `the function did not finish within ${this.limits.timeoutMs} ms`)
     }

@@ -115,6 +115,7 @@ export class FunctionService {
   private readonly clock: Clock
   private readonly compiler: Compiler
   private readonly gateways: GatewayService
+  private readonly indexed = new Map<string, Promise<void>>()
 
   constructor(options: FunctionServiceOptions) {
     this.store = options.store
@@ -123,9 +124,31 @@ export class FunctionService {
     this.gateways = options.gateways
   }
 
+  /**
+   * The indexes the lookups below rely on (a gateway's versions by function: without it every
+   * publish reads every version, and publishing slows as the gateway grows). Once per gateway
+   * and process; idempotent.
+   */
+  private ensureIndexes(gateway: { _id: string; createdAt: string }): Promise<void> {
+    // Keyed by creation time too: a deleted and re-created gateway has a new, empty database.
+    const key = `${gateway._id}@${gateway.createdAt}`
+    let ready = this.indexed.get(key)
+    if (!ready) {
+      const database = this.store.gateway(gateway._id)
+      ready = (async () => {
+        await database.collection('versions').createIndex({ function: 1 })
+        await database.collection('history').createIndex({ function: 1 })
+        await database.collection('deployments').createIndex({ function: 1 })
+      })()
+      ready.catch(() => this.indexed.delete(key))
+      this.indexed.set(key, ready)
+    }
+    return ready
+  }
+
   /** Creates or replaces a function's draft. `files` must contain `index.ts`. */
   async write(gatewayId: string, name: string, input: { files: SourceFiles; plugins?: unknown }): Promise<FunctionDetail> {
-    await this.gateways.usable(gatewayId)
+    await this.ensureIndexes(await this.gateways.usable(gatewayId))
     const checkedName = checkName(functionNameSchema, name, 'function name')
     const files = checkFiles(input.files)
     const plugins = input.plugins === undefined ? undefined : validatePluginConfigs(input.plugins)
@@ -209,6 +232,7 @@ export class FunctionService {
    */
   async publish(gatewayId: string, name: string, options: { stage?: Stage; message?: string } = {}): Promise<DeploymentChange & { version: VersionSummary; created: boolean }> {
     const gateway = await this.gateways.usable(gatewayId)
+    await this.ensureIndexes(gateway)
     const stage = checkName(stageSchema, options.stage ?? 'dev', 'stage')
     if (gateway.pipeline && stage !== 'dev') {
       throw new ImprunError('promotion_order', `gateway '${gatewayId}' has its promotion pipeline on: publish to dev, then promote to ${stage}`, {
@@ -412,7 +436,8 @@ export class FunctionService {
   }
 
   private async deploymentsOf(gatewayId: string, names?: string[]): Promise<DeploymentRecord[]> {
-    const filter = names ? { function: { $in: names } } : {}
+    // By id (stage:name), which every store answers from its primary key.
+    const filter = names ? { _id: { $in: names.flatMap((name) => stages.map((stage) => deploymentId(stage, name))) } } : {}
     return this.store.gateway(gatewayId).collection<DeploymentRecord>('deployments').find(filter)
   }
 

@@ -767,6 +767,10 @@ class SqliteCollection<T extends StoredDocument> implements Collection<T> {
       if (typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))) {
         clauses.push(`json_extract(doc, ${jsonPath(field)}) = ?`)
         parameters.push(value)
+      } else if (isInOfStrings(value)) {
+        // A pre-filter like the equality above: mingo still applies the exact semantics.
+        clauses.push(`json_extract(doc, ${jsonPath(field)}) IN (${value.$in.map(() => '?').join(', ')})`)
+        parameters.push(...value.$in)
       }
     }
     return { where: clauses.length ? ` WHERE ${clauses.join(' AND ')}` : '', parameters }

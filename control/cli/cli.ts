@@ -35,6 +35,8 @@ export const cliUsage = [
   ...formatColumns([
     ['start', 'Start the embedded platform in this process'],
     ['mcp', 'Serve MCP on stdio (Claude Desktop, IDEs): in-process, or relayed to --url'],
+    ['control', 'Run the cluster control plane (Kubernetes + APISIX, MongoDB store)'],
+    ['runtime', 'Run one gateway environment\'s runtime (cluster mode)'],
     ...groups.map((group) => [group.name, group.summary] as const),
     ['help [command]', 'Show help for a command'],
     ['version', 'Print the version'],
@@ -80,6 +82,20 @@ async function dispatch(argv: string[], io: CliIo, context: CliContext): Promise
         throw new CliError('internal', 'this build of imprun has no compiler to start the platform with')
       })
     return runStart(rest, { io, loadCompiler })
+  }
+  if (command === 'runtime') {
+    // Cluster mode; loaded on demand like start.
+    const { runRuntime } = await import('./runtime-command.ts')
+    return runRuntime(rest, { io })
+  }
+  if (command === 'control') {
+    const { runControl } = await import('./control-command.ts')
+    const loadCompiler =
+      context.loadCompiler ??
+      (() => {
+        throw new CliError('internal', 'this build of imprun has no compiler to run the control plane with')
+      })
+    return runControl(rest, { io, loadCompiler })
   }
   if (command === 'mcp') {
     // Loaded on demand, like start: it may bring up the whole platform.

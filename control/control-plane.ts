@@ -8,6 +8,7 @@ import { AccessService } from './domain/access.ts'
 import { FunctionService } from './domain/functions.ts'
 import { GatewayService } from './domain/gateways.ts'
 import { VariableService } from './domain/variables.ts'
+import { ProviderService } from './domain/providers.ts'
 import { createGatewayReconciler, recoverDrift, type GatewayReconcilerOptions } from './reconciler/gateway-reconciler.ts'
 import type { TaskLoop } from './reconciler/task-loop.ts'
 import type { GatewayRecord } from './domain/gateways.ts'
@@ -21,6 +22,12 @@ export interface ControlPlaneOptions {
   clock?: Clock
   reconciler?: Pick<GatewayReconcilerOptions, 'leaseMs' | 'backoffBaseMs' | 'backoffMaxMs' | 'idlePollMs' | 'readinessPollMs' | 'workerId'>
   onReconcileError?: (error: ImprunError, gatewayId: string) => void
+  /**
+   * This is the only control plane on the store (the embedded platform, which holds the data
+   * directory's lock): reconciler leases left by an earlier process are released at start
+   * instead of waiting out their lease time. Never set it where control planes share a store.
+   */
+  exclusive?: boolean
 }
 
 export interface ControlPlane {
@@ -29,6 +36,8 @@ export interface ControlPlane {
   functions: FunctionService
   access: AccessService
   variables: VariableService
+  /** LLM providers, model aliases and token usage, for the chat gateway. */
+  providers: ProviderService
   reconciler: TaskLoop<GatewayRecord>
   /** Starts the reconciler loop (woken by API changes and by the store's change feed). */
   start(): Promise<void>
@@ -43,6 +52,7 @@ export function createControlPlane(options: ControlPlaneOptions): ControlPlane {
   const access = new AccessService({ store, clock, gateways })
   const functions = new FunctionService({ store, clock, compiler: options.compiler, gateways })
   const variables = new VariableService({ store, clock, secretBox: options.secretBox, gateways })
+  const providers = new ProviderService({ store, secretBox: options.secretBox, clock })
   reconciler = createGatewayReconciler({
     store,
     provisioner: options.provisioner,
@@ -60,11 +70,15 @@ export function createControlPlane(options: ControlPlaneOptions): ControlPlane {
     functions,
     access,
     variables,
+    providers,
     reconciler,
     async start() {
       await access.ensureIndexes()
       // What the records say is serving but is not (a restart of the embedded platform) goes
       // back to Starting before the loop begins.
+      if (options.exclusive) {
+        await store.system().collection<GatewayRecord>('gateways').updateMany({ lockedBy: { $ne: null } }, { $set: { lockedAt: null, lockedBy: null } })
+      }
       await recoverDrift({ store, provisioner: options.provisioner, clock })
       reconciler.start()
       // Other processes on the same store (CLI, a second control plane) change gateways too.
@@ -82,6 +96,7 @@ export function createControlPlane(options: ControlPlaneOptions): ControlPlane {
     },
     async stop() {
       feed.abort()
+      await providers.flushUsage().catch(() => {})
       await reconciler.stop()
       await following
     },

@@ -15,6 +15,7 @@ import type { SandboxLimits } from '../runtime/sandbox/function-sandbox.ts'
 import type { EgressFetchOptions } from '../runtime/sandbox/egress-fetch.ts'
 import { createSqliteStore } from './adapters/sqlite/sqlite-store.ts'
 import { ensureAdminToken, type AdminTokens } from './admin-token.ts'
+import { lockDataDirectory } from './data-directory-lock.ts'
 import { createAesSecretBox, loadOrCreateSecretKey, parseSecretKey } from './secrets/aes-secret-box.ts'
 import { createControlPlane, type ControlPlane } from './control-plane.ts'
 import { registerAdminApi } from './http/admin-api.ts'
@@ -22,6 +23,7 @@ import { installErrorHandling } from './http/http-errors.ts'
 import type { Compiler, SecretBox, Store } from './ports.ts'
 import type { FunctionCatalog } from '../runtime/function-catalog.ts'
 import { registerMcpSurface } from '../mcp-server/index.ts'
+import { registerChatGateway } from '../adaptors/chat-gateway/chat-gateway.ts'
 
 export interface EmbeddedPlatformOptions {
   /** Data directory (default `./.imprun`). */
@@ -72,7 +74,14 @@ export interface EmbeddedPlatform {
 export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): Promise<EmbeddedPlatform> {
   const dataDirectory = resolve(options.dataDirectory ?? '.imprun')
   mkdirSync(dataDirectory, { recursive: true, mode: 0o700 })
-  const store = createSqliteStore({ directory: join(dataDirectory, 'store') })
+  const lock = lockDataDirectory(dataDirectory)
+  let store: Store
+  try {
+    store = createSqliteStore({ directory: join(dataDirectory, 'store') })
+  } catch (error) {
+    lock.release()
+    throw error
+  }
   const secretKey = process.env.IMPRUN_SECRET_KEY ? parseSecretKey(process.env.IMPRUN_SECRET_KEY) : loadOrCreateSecretKey(join(dataDirectory, 'secret-key'))
   const secretBox = createAesSecretBox(secretKey)
   const rateLimitState = createRateLimitState()
@@ -97,6 +106,8 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
     store,
     provisioner: createLocalProvisioner(runtime),
     secretBox,
+    // The data directory's lock makes this the only control plane on its store.
+    exclusive: true,
     compiler: options.compiler,
     reconciler: options.reconciler,
   })
@@ -130,6 +141,7 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
   // here, each from its own part, given the same services.
   const services: PlatformServices = { store, control, catalog: runtime.catalog, tokens, secretBox, runtime }
   await registerMcpSurface(app, services)
+  await registerChatGateway(app, services)
 
   await control.start()
   try {
@@ -143,6 +155,7 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
     await control.stop()
     await runtime.close()
     await store.close()
+    lock.release()
     throw error
   }
   const address = app.server.address()
@@ -166,6 +179,7 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
       await control.stop()
       await runtime.close()
       await store.close()
+      lock.release()
     },
   }
 }

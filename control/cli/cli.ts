@@ -14,6 +14,7 @@ import { functionCommands } from './function-commands.ts'
 import { gatewayCommands } from './gateway-commands.ts'
 import { grantCommands } from './grant-commands.ts'
 import { logsCommands } from './logs-commands.ts'
+import { providerCommands } from './provider-commands.ts'
 import packageJson from '../../package.json' with { type: 'json' }
 
 export interface CliContext {
@@ -24,7 +25,7 @@ export interface CliContext {
   loadCompiler?: () => Compiler | Promise<Compiler>
 }
 
-const groups: readonly AdminCommandGroup[] = [gatewayCommands, functionCommands, envCommands, appCommands, grantCommands, logsCommands]
+const groups: readonly AdminCommandGroup[] = [gatewayCommands, functionCommands, envCommands, appCommands, grantCommands, logsCommands, providerCommands]
 
 export const cliUsage = [
   'imprun — a self-hostable, MCP-first serverless API platform',

@@ -12,6 +12,9 @@ export function platformUrls(baseUrl: string): PlatformUrl[] {
     { label: 'functions', url: `${baseUrl}/{gateway}/{dev|staging|prod}/{function}` },
     { label: 'admin API', url: `${baseUrl}/admin` },
     { label: 'OpenAPI', url: `${baseUrl}/admin/openapi.json` },
+    { label: 'MCP (management)', url: `${baseUrl}/mcp` },
+    { label: 'MCP (functions)', url: `${baseUrl}/mcp/{gateway}/{dev|staging|prod}` },
+    { label: 'chat gateway', url: `${baseUrl}/v1/chat/completions, ${baseUrl}/v1/messages` },
     { label: 'health', url: `${baseUrl}/healthz` },
   ]
 }

@@ -13,6 +13,7 @@ import { ImprunError } from '../errors.ts'
 import { applicationNameSchema, functionNameSchema, gatewayIdSchema, stageSchema } from '../domain/names.ts'
 import { pluginConfigsSchema } from '../domain/plugins.ts'
 import type { FunctionCatalog } from '../../runtime/function-catalog.ts'
+import { registerProviderRoutes } from './provider-routes.ts'
 
 const gatewayParams = z.object({ gateway: z.string().describe('Gateway id') })
 const functionParams = gatewayParams.extend({ name: z.string().describe('Function name (URL-encode / as %2F)') })
@@ -131,6 +132,7 @@ export async function registerAdminApi(app: FastifyInstance, options: AdminApiOp
       }
     })
     const api = admin.withTypeProvider<ZodTypeProvider>()
+    await registerProviderRoutes(api, { control })
     const tag = (name: string) => ({ tags: [name] })
 
     // --- gateways ---------------------------------------------------------------------------

@@ -143,3 +143,35 @@ test('plugin configs: arbitrary configs for the known plugins validate or get in
   const after = await call('/fuzz/dev/probe', post({ op: 'count', filter: {} }))
   assert.equal(after.status, 200)
 })
+
+test('MCP management tools: fuzzed arguments are InvalidParams or a result, never an internal error or a hang', async () => {
+  const { Client } = await import('@modelcontextprotocol/sdk/client/index.js')
+  const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js')
+  const { ErrorCode, McpError } = await import('@modelcontextprotocol/sdk/types.js')
+  const client = new Client({ name: 'fuzz', version: '1.0.0' })
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${platform.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }))
+  try {
+    const { tools } = await client.listTools()
+    // Destructive tools would tear down the fixture gateway mid-run; they get the same checks on arguments alone.
+    const names = tools.map((tool) => tool.name)
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...names, 'no_such_tool'), fc.oneof(document, fc.record({ gateway: fc.constantFrom('fuzz', 'nope', ''), name: fc.string({ maxLength: 10 }), stage: fc.constantFrom('dev', 'qa') })), async (name, args) => {
+        const safeArgs = name === 'gateway_delete' || name === 'gateway_stop' ? { ...args, gateway: 'nope' } : args
+        try {
+          const result = await client.callTool({ name, arguments: safeArgs }, undefined, { timeout: 15_000 })
+          assert.equal(typeof result.isError === 'boolean' || result.isError === undefined, true)
+        } catch (error) {
+          // A JSON body with a __proto__ key is refused by the HTTP layer itself (400 bad_request).
+          if (!(error instanceof McpError) && /"code":"bad_request"/.test(String(error)) && JSON.stringify(safeArgs).includes('__proto__')) return
+          assert.ok(error instanceof McpError, `${name}: ${String(error)}`)
+          assert.ok([ErrorCode.InvalidParams, ErrorCode.MethodNotFound].includes(error.code), `${name} ${JSON.stringify(safeArgs)}: code ${error.code} ${error.message}`)
+        }
+      }),
+      { numRuns: runs * 2 },
+    )
+  } finally {
+    await client.close()
+  }
+  const still = await call('/fuzz/dev/probe', post({ op: 'count', filter: {} }))
+  assert.equal(still.status, 200)
+})

@@ -740,7 +740,13 @@ class SqliteCollection<T extends StoredDocument> implements Collection<T> {
     if (options.limit !== undefined && Number.isFinite(options.limit) && options.limit > 0) {
       cursor = cursor.limit(options.limit)
     }
-    let results = cursor.all() as StoredDocument[]
+    let results: StoredDocument[]
+    try {
+      results = cursor.all() as StoredDocument[]
+    } catch (error) {
+      // Some operators ($expr with a malformed expression …) only fail when evaluated.
+      throw new ImprunError('bad_request', `invalid filter: ${(error as Error).message}`, { cause: error })
+    }
     if (options.projection && Object.keys(options.projection).length > 0) {
       const projected = new Query({}, {}).find<StoredDocument>(results, options.projection)
       results = projected.all() as StoredDocument[]

@@ -25,6 +25,7 @@ import type { GrantRecord } from './domain/access.ts'
 import type { EnvironmentRecord, GatewayRecord } from './domain/gateways.ts'
 import { stages } from './domain/names.ts'
 import { effectivePlugins, type PluginConfigs, type PluginSchemaOptions } from './domain/plugins.ts'
+import { InterruptibleSleep } from './reconciler/interruptible-sleep.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Desired state
@@ -293,7 +294,7 @@ export class EdgeSyncLoop {
   private readonly gatewayFeeds = new Map<string, ChangeStream>()
   private readonly attempts = new Map<string, number>()
   private abort = new AbortController()
-  private wakeUp: (() => void) | null = null
+  private readonly idle = new InterruptibleSleep()
   private running: Promise<void> | null = null
   private systemFeed: ChangeStream | null = null
   private following: Promise<void> | null = null
@@ -315,7 +316,7 @@ export class EdgeSyncLoop {
 
   async stop(): Promise<void> {
     this.abort.abort()
-    this.wakeUp?.()
+    this.idle.wake()
     await this.systemFeed?.close()
     for (const feed of this.gatewayFeeds.values()) await feed.close()
     this.gatewayFeeds.clear()
@@ -329,7 +330,7 @@ export class EdgeSyncLoop {
     const at = this.clock.now() + delayMs
     const current = this.dirty.get(gatewayId)
     if (current === undefined || at < current) this.dirty.set(gatewayId, at)
-    this.wakeUp?.()
+    this.idle.wake()
   }
 
   /** Syncs one gateway now; records the outcome. Resolves false on failure (never throws). */
@@ -413,7 +414,7 @@ export class EdgeSyncLoop {
         this.options.onError?.(toImprunError(thrown), '*')
       }
       const next = Math.min(...this.dirty.values(), this.clock.now() + 1000)
-      await this.sleep(Math.max(5, next - this.clock.now()), signal)
+      await this.idle.sleep(Math.max(5, next - this.clock.now()), signal)
     }
   }
 
@@ -465,21 +466,6 @@ export class EdgeSyncLoop {
     await feed?.close()
   }
 
-  private sleep(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms)
-      function done(): void {
-        clearTimeout(timer)
-        signal.removeEventListener('abort', done)
-        resolve()
-      }
-      this.wakeUp = () => {
-        this.wakeUp = null
-        done()
-      }
-      signal.addEventListener('abort', done, { once: true })
-    })
-  }
 }
 
 /**

@@ -5,8 +5,7 @@
  */
 import { mkdirSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import Fastify, { type FastifyInstance } from 'fastify'
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
+import type { FastifyInstance } from 'fastify'
 import { createLocalProvisioner } from './adapters/local/local-provisioner.ts'
 import { createPluginChain, createRateLimitState } from '../runtime/edge/index.ts'
 import { EmbeddedRuntime } from '../runtime/embedded-runtime.ts'
@@ -19,7 +18,7 @@ import { lockDataDirectory } from './data-directory-lock.ts'
 import { createAesSecretBox, loadOrCreateSecretKey, parseSecretKey } from './secrets/aes-secret-box.ts'
 import { createControlPlane, type ControlPlane } from './control-plane.ts'
 import { registerAdminApi } from './http/admin-api.ts'
-import { installErrorHandling } from './http/http-errors.ts'
+import { createHttpServer, listeningPort } from './http/http-server.ts'
 import type { Compiler, SecretBox, Store } from './ports.ts'
 import type { FunctionCatalog } from '../runtime/function-catalog.ts'
 import { registerMcpSurface } from '../mcp-server/index.ts'
@@ -114,18 +113,7 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
   const tokenFile = join(dataDirectory, 'admin-token')
   const tokens = await ensureAdminToken({ store, token: options.adminToken, tokenFile })
 
-  const app = Fastify({
-    logger: options.logger ?? false,
-    bodyLimit: options.bodyLimit ?? 2 * 1024 * 1024,
-    requestIdHeader: 'x-request-id',
-    // Function names run to 128 characters (more, URL-encoded): long ones get invalid_name, not a 404.
-    routerOptions: { maxParamLength: 1024 },
-    // Requests from scripts often hit a restarted server with keep-alive sockets.
-    forceCloseConnections: true,
-  })
-  app.setValidatorCompiler(validatorCompiler)
-  app.setSerializerCompiler(serializerCompiler)
-  installErrorHandling(app)
+  const app = createHttpServer({ logger: options.logger, bodyLimit: options.bodyLimit })
   app.get('/healthz', async () => ({ status: 'ok' }))
   await registerAdminApi(app, {
     control,
@@ -158,8 +146,7 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
     lock.release()
     throw error
   }
-  const address = app.server.address()
-  const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080)
+  const port = listeningPort(app)
   const host = options.host ?? '127.0.0.1'
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host
 

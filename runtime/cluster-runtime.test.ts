@@ -4,7 +4,6 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
-import { MongoClient } from 'mongodb'
 import { storeFromUrl } from '../control/adapters/store-from-url.ts'
 import { createControlPlane } from '../control/control-plane.ts'
 import type { Store } from '../control/ports.ts'
@@ -12,6 +11,7 @@ import { createAesSecretBox } from '../control/secrets/aes-secret-box.ts'
 import { TestDoubleProvisioner } from '../control/testing/test-doubles.ts'
 import { createDefaultCompiler } from './compile/index.ts'
 import { runtimeLayerPlugins, startClusterRuntime } from './cluster-runtime.ts'
+import { dropMongoDatabases } from '../control/adapters/mongodb/testing/drop-databases.ts'
 
 const source = (rate: number) => `import { z } from 'zod'
 export const description = 'tax'
@@ -94,13 +94,7 @@ describe('cluster runtime', () => {
       await scenario(store)
     } finally {
       await store.close()
-      const client = new MongoClient(url!)
-      try {
-        const { databases } = await client.db('admin').admin().listDatabases({ nameOnly: true })
-        for (const { name } of databases) if (name === databasePrefix || name.startsWith(`${databasePrefix}_`)) await client.db(name).dropDatabase()
-      } finally {
-        await client.close()
-      }
+      await dropMongoDatabases(url!, databasePrefix)
     }
   })
 

@@ -13,7 +13,8 @@
  * - `/healthz` (liveness: the process answers) and `/readyz` (readiness: the gateway's live
  *   state has been loaded from the store) for the Kubernetes probes.
  */
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import { createHttpServer, listeningPort } from '../control/http/http-server.ts'
 import { AccessService } from '../control/domain/access.ts'
 import { GatewayService } from '../control/domain/gateways.ts'
 import { effectivePlugins, type PluginConfigs } from '../control/domain/plugins.ts'
@@ -93,10 +94,9 @@ export async function startClusterRuntime(options: ClusterRuntimeOptions): Promi
   runtime = new EmbeddedRuntime({ store, secretBox: options.secretBox, createChain, limits: options.limits, egress: options.egress })
 
   const probes = new Set(['/healthz', '/readyz'])
-  const app = Fastify({
-    logger: options.logger ?? false,
-    bodyLimit: options.bodyLimit ?? 2 * 1024 * 1024,
-    requestIdHeader: 'x-request-id',
+  const app = createHttpServer({
+    logger: options.logger,
+    bodyLimit: options.bodyLimit,
     // APISIX forwards `/<stage>/<function>`; the data plane routes `/<gateway>/<stage>/<function>`.
     rewriteUrl: (request) => {
       const url = request.url ?? '/'
@@ -126,8 +126,7 @@ export async function startClusterRuntime(options: ClusterRuntimeOptions): Promi
     await runtime.close()
     throw error
   }
-  const address = app.server.address()
-  const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080)
+  const port = listeningPort(app)
   return {
     url: `http://127.0.0.1:${port}`,
     port,

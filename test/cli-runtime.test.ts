@@ -4,30 +4,14 @@
  */
 import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { runCli } from '../control/cli/cli.ts'
-import { startEmbeddedPlatform, type EmbeddedPlatform } from '../control/platform.ts'
-import { createDefaultCompiler } from '../runtime/compile/index.ts'
-import { platformClient, until } from './support/platform-client.ts'
+import { until } from './support/platform-client.ts'
+import { useTestPlatform } from './support/test-platform.ts'
 
 const token = 'cli-runtime-token'
-let platform: EmbeddedPlatform
-let directory: string
-const { admin, call, waitForPhase } = platformClient(() => platform.url, token)
+const { admin, call, platform } = useTestPlatform({ token, gateways: [{ id: 'shop' }] })
 
-before(async () => {
-  directory = await mkdtemp(join(tmpdir(), 'imprun-cli-runtime-'))
-  platform = await startEmbeddedPlatform({ dataDirectory: directory, port: 0, adminToken: token, compiler: createDefaultCompiler(), reconciler: { idlePollMs: 20 } })
-  await admin('POST', '/admin/gateways', { id: 'shop' })
-  await waitForPhase('shop', 'Started')
-})
-after(async () => {
-  await platform.close()
-  await rm(directory, { recursive: true, force: true })
-})
 
 function imprun(argv: string[], options: { env?: Record<string, string>; signals?: EventEmitter; onStdout?: (text: string) => void } = {}) {
   let stdout = ''
@@ -36,7 +20,7 @@ function imprun(argv: string[], options: { env?: Record<string, string>; signals
   return runCli(argv, {
     stdout: { write: (text: string) => ((stdout += text), options.onStdout?.(stdout)) },
     stderr: { write: (text: string) => (stderr += text) },
-    env: { IMPRUN_URL: platform.url, IMPRUN_TOKEN: token, ...options.env },
+    env: { IMPRUN_URL: platform().url, IMPRUN_TOKEN: token, ...options.env },
     signals: signals ? { once: (name, listener) => signals.once(name, listener), off: (name, listener) => signals.off(name, listener) } : undefined,
   }).then((code) => ({ code, stdout, stderr }))
 }

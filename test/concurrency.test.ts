@@ -4,29 +4,12 @@
  * coded 4xx, and versions, deployments and the history stay one consistent total order.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { after, before, test } from 'node:test'
-import { startEmbeddedPlatform, type EmbeddedPlatform } from '../control/platform.ts'
-import { createDefaultCompiler } from '../runtime/compile/index.ts'
-import { platformClient } from './support/platform-client.ts'
+import { test } from 'node:test'
+import { useTestPlatform } from './support/test-platform.ts'
 
 const token = 'race-token'
-let platform: EmbeddedPlatform
-let directory: string
-const { admin, call, waitForPhase } = platformClient(() => platform.url, token)
+const { admin, call } = useTestPlatform({ token, gateways: [{ id: 'race', pipeline: false }] })
 
-before(async () => {
-  directory = await mkdtemp(join(tmpdir(), 'imprun-race-'))
-  platform = await startEmbeddedPlatform({ dataDirectory: directory, port: 0, adminToken: token, compiler: createDefaultCompiler(), reconciler: { idlePollMs: 20 } })
-  await admin('POST', '/admin/gateways', { id: 'race', pipeline: false })
-  await waitForPhase('race', 'Started')
-})
-after(async () => {
-  await platform.close()
-  await rm(directory, { recursive: true, force: true })
-})
 
 async function consistent(name: string): Promise<void> {
   const versions = (await admin('GET', `/admin/gateways/race/functions/${name}/versions`)).body.versions as Array<{ number: number }>

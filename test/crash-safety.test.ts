@@ -35,14 +35,7 @@ test('SIGKILL during publishes, promotes, grants and db writes loses nothing ack
       server = await startImprunServer(directory)
       const token = readFileSync(join(directory, 'admin-token'), 'utf8').trim()
       const url = server.url
-      const admin = async (method: string, path: string, body?: unknown) => {
-        const response = await fetch(`${url}${path}`, {
-          method,
-          headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-          body: body === undefined ? undefined : JSON.stringify(body),
-        })
-        return { status: response.status, body: (await response.json().catch(() => null)) as any }
-      }
+      const admin = adminClient(url, token)
       const waitStarted = async (id: string) => {
         for (let i = 0; i < 600; i++) {
           if ((await admin('GET', `/admin/gateways/${id}`)).body?.phase === 'Started') return
@@ -109,10 +102,7 @@ test('SIGKILL during publishes, promotes, grants and db writes loses nothing ack
     server = await startImprunServer(directory)
     const token = readFileSync(join(directory, 'admin-token'), 'utf8').trim()
     const url = server.url
-    await verify(url, async (method, path, body) => {
-      const response = await fetch(`${url}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) })
-      return { status: response.status, body: (await response.json().catch(() => null)) as any }
-    }, acknowledged)
+    await verify(url, adminClient(url, token), acknowledged)
     assert.ok(acknowledged.publishes.length >= 3, `publishes acknowledged: ${acknowledged.publishes.length}`)
     assert.ok(acknowledged.rows.length >= 10, `rows acknowledged: ${acknowledged.rows.length}`)
     await server.stop()
@@ -124,6 +114,17 @@ test('SIGKILL during publishes, promotes, grants and db writes loses nothing ack
 })
 
 type Admin = (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>
+
+function adminClient(url: string, token: string): Admin {
+  return async (method, path, body) => {
+    const response = await fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+    return { status: response.status, body: (await response.json().catch(() => null)) as any }
+  }
+}
 
 async function verify(url: string, admin: Admin, acknowledged: Acknowledged): Promise<void> {
   // The reconciler finishes what was in flight: every acknowledged gateway reaches Started.

@@ -5,26 +5,25 @@
  */
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { startEmbeddedPlatform, type EmbeddedPlatform } from '../control/platform.ts'
-import { createDefaultCompiler } from '../runtime/compile/index.ts'
-import { jsonRequest, platformClient, until } from './support/platform-client.ts'
+import { jsonRequest, until } from './support/platform-client.ts'
+import { useTestPlatform } from './support/test-platform.ts'
 
 const token = 'examples-token'
 const example = (path: string) => readFileSync(join(import.meta.dirname, '..', 'examples', path), 'utf8')
-let platform: EmbeddedPlatform
-let directory: string
 let rates: Server
 let ratesUrl: string
 const seenAuthorization: string[] = []
-const { admin, call, waitForPhase } = platformClient(() => platform.url, token)
+const { admin, call, platform } = useTestPlatform({
+  token,
+  gateways: [{ id: 'todo' }, { id: 'exchange' }],
+  // The operator lets functions reach the loopback rates service; nothing else private.
+  platform: { egress: { allowHosts: ['127.0.0.1'] } },
+})
 
 before(async () => {
-  directory = await mkdtemp(join(tmpdir(), 'imprun-examples-'))
   rates = createServer((request, response) => {
     seenAuthorization.push(request.headers.authorization ?? '')
     const url = new URL(request.url ?? '/', 'http://rates')
@@ -36,24 +35,10 @@ before(async () => {
   await new Promise<void>((resolve) => rates.listen(0, '127.0.0.1', resolve))
   const address = rates.address()
   ratesUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`
-  platform = await startEmbeddedPlatform({
-    dataDirectory: directory,
-    port: 0,
-    adminToken: token,
-    compiler: createDefaultCompiler(),
-    reconciler: { idlePollMs: 50 },
-    // The operator lets functions reach the loopback rates service; nothing else private.
-    egress: { allowHosts: ['127.0.0.1'] },
-  })
-  for (const id of ['todo', 'exchange']) assert.equal((await admin('POST', '/admin/gateways', { id })).status, 201)
-  await waitForPhase('todo', 'Started')
-  await waitForPhase('exchange', 'Started')
 })
 
 after(async () => {
-  await platform.close()
   await new Promise((resolve) => rates.close(resolve))
-  await rm(directory, { recursive: true, force: true })
 })
 
 test('todos: create, list, filter, update, delete over imp.db()', async () => {
@@ -93,9 +78,9 @@ test('todos: create, list, filter, update, delete over imp.db()', async () => {
   assert.equal(badLimit.body.error.code, 'invalid_input')
 
   // The data lives in the gateway's own database and nowhere else.
-  const stored = await platform.store.gateway('todo').collection('data.todos').countDocuments({})
+  const stored = await platform().store.gateway('todo').collection('data.todos').countDocuments({})
   assert.equal(stored, 2)
-  assert.equal(await platform.store.gateway('exchange').collection('data.todos').countDocuments({}), 0)
+  assert.equal(await platform().store.gateway('exchange').collection('data.todos').countDocuments({}), 0)
 })
 
 test('exchange: fetch with RATES_URL from a variable and the key from a secret', async () => {

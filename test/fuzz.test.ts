@@ -5,26 +5,17 @@
  * a clear 4xx, or success; never a 500, never a hang.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import fc from 'fast-check'
-import { startEmbeddedPlatform, type EmbeddedPlatform } from '../control/platform.ts'
-import { createDefaultCompiler } from '../runtime/compile/index.ts'
-import { platformClient, until } from './support/platform-client.ts'
+import { until } from './support/platform-client.ts'
+import { useTestPlatform } from './support/test-platform.ts'
 
 const token = 'fuzz-token'
-let platform: EmbeddedPlatform
-let directory: string
-const { admin, call, waitForPhase } = platformClient(() => platform.url, token)
+const { admin, call, platform } = useTestPlatform({ token, gateways: [{ id: 'fuzz' }], setup: publishProbe })
 const runs = Number(process.env.IMPRUN_FUZZ_RUNS ?? 60)
 
-before(async () => {
-  directory = await mkdtemp(join(tmpdir(), 'imprun-fuzz-'))
-  platform = await startEmbeddedPlatform({ dataDirectory: directory, port: 0, adminToken: token, compiler: createDefaultCompiler(), reconciler: { idlePollMs: 20 } })
-  await admin('POST', '/admin/gateways', { id: 'fuzz' })
-  await waitForPhase('fuzz', 'Started')
+/** The function every imp.db() case goes through. */
+async function publishProbe(): Promise<void> {
   const probe = `export default async (ctx: any) => {
     const items = ctx.imp.db().collection('items')
     if ((await items.countDocuments({})) === 0) await items.insertMany([{ n: 1, tags: ['a'] }, { n: 2, nested: { x: 'y' } }, { n: 3 }])
@@ -37,11 +28,7 @@ before(async () => {
   await admin('PUT', '/admin/gateways/fuzz/functions/probe', { source: probe })
   await admin('POST', '/admin/gateways/fuzz/functions/probe/publish', {})
   await until(() => call('/fuzz/dev/probe', post({ op: 'count', filter: {} })), (response) => response.status === 200, 'probe live')
-})
-after(async () => {
-  await platform.close()
-  await rm(directory, { recursive: true, force: true })
-})
+}
 
 function post(body: unknown): RequestInit {
   return { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) }
@@ -149,7 +136,7 @@ test('MCP management tools: fuzzed arguments are InvalidParams or a result, neve
   const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js')
   const { ErrorCode, McpError } = await import('@modelcontextprotocol/sdk/types.js')
   const client = new Client({ name: 'fuzz', version: '1.0.0' })
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${platform.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }))
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${platform().url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }))
   try {
     const { tools } = await client.listTools()
     // Destructive tools would tear down the fixture gateway mid-run; they get the same checks on arguments alone.

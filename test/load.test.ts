@@ -6,32 +6,16 @@
  * IMPRUN_LOAD_SECONDS lengthens it (default 12 s in the test suite).
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import { startEmbeddedPlatform, type EmbeddedPlatform } from '../control/platform.ts'
-import { createDefaultCompiler } from '../runtime/compile/index.ts'
-import { platformClient, until } from './support/platform-client.ts'
+import { until } from './support/platform-client.ts'
+import { useTestPlatform } from './support/test-platform.ts'
 
 const token = 'load-token'
 const seconds = Number(process.env.IMPRUN_LOAD_SECONDS ?? 12)
-let platform: EmbeddedPlatform
-let directory: string
-const { admin, call, waitForPhase } = platformClient(() => platform.url, token)
+const { admin, call, platform } = useTestPlatform({ token, gateways: [{ id: 'load', pipeline: false }] })
 
-before(async () => {
-  directory = await mkdtemp(join(tmpdir(), 'imprun-load-'))
-  platform = await startEmbeddedPlatform({ dataDirectory: directory, port: 0, adminToken: token, compiler: createDefaultCompiler(), reconciler: { idlePollMs: 20 } })
-  await admin('POST', '/admin/gateways', { id: 'load', pipeline: false })
-  await waitForPhase('load', 'Started')
-})
-after(async () => {
-  await platform.close()
-  await rm(directory, { recursive: true, force: true })
-})
 
 interface Tally {
   ok: number
@@ -71,7 +55,7 @@ test(`mixed load for ${seconds} s while publishing every second: no errors, memo
   await admin('POST', '/admin/applications', { name: 'loader' })
   const grant = await admin('POST', '/admin/grants', { application: 'loader', gateway: 'load', stage: 'dev' })
   const mcp = new Client({ name: 'load', version: '1.0.0' })
-  await mcp.connect(new StreamableHTTPClientTransport(new URL(`${platform.url}/mcp/load/dev`), { requestInit: { headers: { authorization: `Bearer ${grant.body.apiKey}` } } }))
+  await mcp.connect(new StreamableHTTPClientTransport(new URL(`${platform().url}/mcp/load/dev`), { requestInit: { headers: { authorization: `Bearer ${grant.body.apiKey}` } } }))
 
   const http = tally()
   const tools = tally()
@@ -125,6 +109,6 @@ test(`mixed load for ${seconds} s while publishing every second: no errors, memo
   assert.ok(lastGrowth <= Math.max(firstGrowth, 0) + 64 * 1048576, 'memory levels off')
   const served = await call('/load/dev/churn')
   assert.equal(served.body.v, publishes.ok, 'the last publish is what serves')
-  const hits = await platform.store.gateway('load').collection('data.hits').countDocuments({})
+  const hits = await platform().store.gateway('load').collection('data.hits').countDocuments({})
   assert.equal(hits, http.ok + tools.ok + 1, 'every acknowledged call wrote its row')
 })

@@ -4,30 +4,14 @@
  * it is added), grant keys kept out of function code and logs, size limits.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { after, before, test } from 'node:test'
-import { startEmbeddedPlatform, type EmbeddedPlatform } from '../control/platform.ts'
-import { createDefaultCompiler } from '../runtime/compile/index.ts'
-import { jsonRequest, platformClient, until } from './support/platform-client.ts'
+import { test } from 'node:test'
+import { jsonRequest, until } from './support/platform-client.ts'
+import { useTestPlatform } from './support/test-platform.ts'
 
 const token = 'security-token'
-let platform: EmbeddedPlatform
-let directory: string
-const { admin, call, waitForPhase } = platformClient(() => platform.url, token)
+const { admin, call, platform } = useTestPlatform({ token, gateways: [{ id: 'vault' }] })
 
-before(async () => {
-  directory = await mkdtemp(join(tmpdir(), 'imprun-security-'))
-  platform = await startEmbeddedPlatform({ dataDirectory: directory, port: 0, adminToken: token, compiler: createDefaultCompiler(), reconciler: { idlePollMs: 20 } })
-  await admin('POST', '/admin/gateways', { id: 'vault' })
-  await waitForPhase('vault', 'Started')
-})
-after(async () => {
-  await platform.close()
-  await rm(directory, { recursive: true, force: true })
-})
 
 test('every admin route refuses a missing, wrong or malformed token', async () => {
   const document = await admin('GET', '/admin/openapi.json')
@@ -98,7 +82,7 @@ test('request body and header size limits answer 413 and 431, and the server kee
   assert.equal(planeBody.body.error.code, 'body_too_large')
 
   const status = await new Promise<number>((resolve, reject) => {
-    const url = new URL('/vault/dev/echo', platform.url)
+    const url = new URL('/vault/dev/echo', platform().url)
     const outgoing = httpRequest({ host: url.hostname, port: url.port, path: url.pathname, headers: { 'x-padding': 'y'.repeat(64 * 1024) } }, (response) => {
       response.resume()
       resolve(response.statusCode ?? 0)

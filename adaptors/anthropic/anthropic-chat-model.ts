@@ -6,8 +6,9 @@
 import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk'
 import { z } from 'zod'
 import type { ChatMessage, ChatModel, ChatModelSettings, ChatRequest, ChatResult, ChatStreamEvent, FinishReason, TextPart, ToolCallPart } from '../spec/chat-model.ts'
-import { cancelledError, ChatModelError, errorFromStatus, isChatModelError } from '../spec/chat-model-error.ts'
+import { cancelledError, ChatModelError } from '../spec/chat-model-error.ts'
 import { parseToolArguments, withIdleTimeout } from '../spec/chat-stream.ts'
+import { sdkChatModelError, sdkClientOptions } from '../spec/stainless-sdk.ts'
 
 /** Anthropic requires max_tokens; this is used when the caller gives none. */
 export const defaultAnthropicMaxTokens = 4096
@@ -42,14 +43,7 @@ const eventSchema = z.discriminatedUnion('type', [
 ])
 
 export function createAnthropicChatModel(settings: ChatModelSettings = {}): ChatModel {
-  const client = new Anthropic({
-    apiKey: settings.apiKey ?? 'not-set',
-    baseURL: settings.baseUrl ?? 'https://api.anthropic.com',
-    fetch: settings.fetch,
-    timeout: settings.timeoutMs ?? 60_000,
-    maxRetries: 0,
-    defaultHeaders: settings.headers,
-  })
+  const client = new Anthropic(sdkClientOptions(settings, 'https://api.anthropic.com'))
   const idleMs = settings.idleTimeoutMs ?? 60_000
 
   return {
@@ -225,18 +219,5 @@ function invalidResponse(detail: string): ChatModelError {
 }
 
 function toChatModelError(error: unknown): ChatModelError {
-  if (isChatModelError(error)) return error
-  if (error instanceof APIUserAbortError) return cancelledError('anthropic', error)
-  if (error instanceof APIConnectionTimeoutError) return new ChatModelError('timeout', 'anthropic did not answer in time', { provider: 'anthropic', status: 504, cause: error })
-  if (error instanceof APIConnectionError) return new ChatModelError('network', `cannot reach anthropic: ${error.message}`, { provider: 'anthropic', status: 502, cause: error })
-  if (error instanceof APIError) {
-    const body = error.error as { error?: { message?: unknown } } | undefined
-    const message = typeof body?.error?.message === 'string' ? body.error.message : error.message
-    // An `event: error` inside a stream has no status; its type says what it was.
-    if (error.status === undefined) return new ChatModelError('provider_error', message, { provider: 'anthropic', status: 502, cause: error })
-    return errorFromStatus('anthropic', error.status, message, error.headers, error)
-  }
-  if (error instanceof SyntaxError) return new ChatModelError('invalid_response', `anthropic sent malformed data: ${error.message}`, { provider: 'anthropic', status: 502, cause: error })
-  const message = error instanceof Error ? error.message : String(error)
-  return new ChatModelError('network', `anthropic request failed: ${message}`, { provider: 'anthropic', status: 502, cause: error })
+  return sdkChatModelError('anthropic', error, { APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError }, (body) => (body as { error?: { message?: unknown } } | undefined)?.error?.message)
 }

@@ -6,8 +6,9 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai'
 import { z } from 'zod'
 import type { ChatMessage, ChatModel, ChatModelSettings, ChatRequest, ChatResult, ChatStreamEvent, FinishReason, TextPart, ToolCallPart } from '../spec/chat-model.ts'
-import { cancelledError, ChatModelError, errorFromStatus, isChatModelError } from '../spec/chat-model-error.ts'
+import { cancelledError, ChatModelError } from '../spec/chat-model-error.ts'
 import { withIdleTimeout } from '../spec/chat-stream.ts'
+import { sdkChatModelError, sdkClientOptions } from '../spec/stainless-sdk.ts'
 
 const usageSchema = z.looseObject({ prompt_tokens: z.number(), completion_tokens: z.number() })
 
@@ -56,14 +57,7 @@ const chunkSchema = z.looseObject({
 })
 
 export function createOpenAIChatModel(settings: ChatModelSettings = {}): ChatModel {
-  const client = new OpenAI({
-    apiKey: settings.apiKey ?? 'not-set',
-    baseURL: settings.baseUrl ?? 'https://api.openai.com/v1',
-    fetch: settings.fetch,
-    timeout: settings.timeoutMs ?? 60_000,
-    maxRetries: 0,
-    defaultHeaders: settings.headers,
-  })
+  const client = new OpenAI(sdkClientOptions(settings, 'https://api.openai.com/v1'))
   const idleMs = settings.idleTimeoutMs ?? 60_000
 
   return {
@@ -209,17 +203,5 @@ function invalidResponse(detail: string): ChatModelError {
 }
 
 export function toChatModelError(error: unknown): ChatModelError {
-  if (isChatModelError(error)) return error
-  if (error instanceof APIUserAbortError) return new ChatModelError('cancelled', 'the request was cancelled', { provider: 'openai', status: 499, cause: error })
-  if (error instanceof APIConnectionTimeoutError) return new ChatModelError('timeout', 'openai did not answer in time', { provider: 'openai', status: 504, cause: error })
-  if (error instanceof APIConnectionError) return new ChatModelError('network', `cannot reach openai: ${error.message}`, { provider: 'openai', status: 502, cause: error })
-  if (error instanceof APIError) {
-    const body = error.error as { message?: unknown } | undefined
-    const message = typeof body?.message === 'string' ? body.message : error.message
-    if (error.status === undefined) return new ChatModelError('provider_error', message, { provider: 'openai', status: 502, cause: error })
-    return errorFromStatus('openai', error.status, message, error.headers, error)
-  }
-  if (error instanceof SyntaxError) return new ChatModelError('invalid_response', `openai sent malformed data: ${error.message}`, { provider: 'openai', status: 502, cause: error })
-  const message = error instanceof Error ? error.message : String(error)
-  return new ChatModelError('network', `openai request failed: ${message}`, { provider: 'openai', status: 502, cause: error })
+  return sdkChatModelError('openai', error, { APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError }, (body) => (body as { message?: unknown } | undefined)?.message)
 }

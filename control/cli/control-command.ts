@@ -4,8 +4,7 @@
  * (MongoDB). `startClusterControlPlane` is the assembly (the cluster counterpart of
  * control/platform.ts); `runControl` parses the command line and runs it until a signal.
  */
-import Fastify, { type FastifyInstance } from 'fastify'
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
+import type { FastifyInstance } from 'fastify'
 import { createApisixAdminSync } from '../adapters/apisix/apisix-admin-sync.ts'
 import { createApisixCrdSync } from '../adapters/apisix/apisix-crd-sync.ts'
 import { createApisixStandaloneSync } from '../adapters/apisix/apisix-standalone-sync.ts'
@@ -18,13 +17,14 @@ import { createControlPlane, type ControlPlane } from '../control-plane.ts'
 import { buildGatewayEdgeState, captureIssuedKeys, createGrantKeyVault, EdgeSyncLoop, withEdge, type EdgeSync, type EdgeTopology } from '../edge-sync.ts'
 import { isImprunError } from '../errors.ts'
 import { registerAdminApi } from '../http/admin-api.ts'
-import { installErrorHandling } from '../http/http-errors.ts'
+import { createHttpServer, listeningPort } from '../http/http-server.ts'
 import type { Compiler, Stage, Store } from '../ports.ts'
 import { createAesSecretBox } from '../secrets/aes-secret-box.ts'
 import { CliError, usageError } from './cli-error.ts'
 import type { CliIo } from './cli-io.ts'
 import { checkPositionals, formatOptions, helpOption, parseCommandLine, parseInteger, type OptionSpecs } from './command-line.ts'
-import { requireSecretKey, waitForStopSignal } from './runtime-command.ts'
+import { requireSecretKey } from './runtime-command.ts'
+import { waitForStopSignal } from './stop-signal.ts'
 
 export type EdgeKind = 'apisix-crd' | 'apisix-admin' | 'apisix-standalone'
 
@@ -99,10 +99,7 @@ export async function startClusterControlPlane(options: ClusterControlOptions): 
   captureIssuedKeys(control.access, vault, () => {})
   const tokens = await ensureAdminToken({ store, token: options.adminToken })
 
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 2 * 1024 * 1024, requestIdHeader: 'x-request-id' })
-  app.setValidatorCompiler(validatorCompiler)
-  app.setSerializerCompiler(serializerCompiler)
-  installErrorHandling(app)
+  const app = createHttpServer({ logger: options.logger })
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
     try {
@@ -122,8 +119,7 @@ export async function startClusterControlPlane(options: ClusterControlOptions): 
     await control.stop()
     throw error
   }
-  const address = app.server.address()
-  const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080)
+  const port = listeningPort(app)
   return {
     url: `http://127.0.0.1:${port}`,
     port,

@@ -25,6 +25,7 @@ import type { CliIo } from './cli-io.ts'
 import { checkPositionals, formatOptions, helpOption, parseCommandLine, parseInteger, type OptionSpecs } from './command-line.ts'
 import { resolveConnection } from './admin-connection.ts'
 import { resolveDataDirectory } from './data-directory.ts'
+import { waitForStopSignal } from './stop-signal.ts'
 
 export interface McpCommandContext {
   io: CliIo
@@ -101,7 +102,7 @@ export async function runMcp(argv: string[], context: McpCommandContext): Promis
   }
   const closed = new Promise<void>((resolve) => (server.onclose = chain(server.onclose, resolve)))
   await server.connect(stdio)
-  await Promise.race([inputEnded, closed, nextSignal()])
+  await Promise.race([inputEnded, closed, waitForStopSignal(io.signals ?? process)])
   await server.close().catch(() => {})
   directory.close()
   await platform.close()
@@ -132,7 +133,7 @@ async function bridge(stdio: StdioServerTransport, commandLine: ReturnType<typeo
   await http.start()
   await stdio.start()
   io.stderr.write(`imprun mcp: relaying stdio to ${endpoint.href}\n`)
-  await Promise.race([inputEnded, closed, nextSignal()])
+  await Promise.race([inputEnded, closed, waitForStopSignal(io.signals ?? process)])
   await http.terminateSession().catch(() => {})
   await http.close().catch(() => {})
   await stdio.close().catch(() => {})
@@ -143,16 +144,4 @@ function chain(previous: (() => void) | undefined, next: () => void): () => void
     previous?.()
     next()
   }
-}
-
-function nextSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      process.off('SIGINT', done)
-      process.off('SIGTERM', done)
-      resolve()
-    }
-    process.once('SIGINT', done)
-    process.once('SIGTERM', done)
-  })
 }

@@ -8,7 +8,8 @@ import { checkName, gatewayIdSchema, stageSchema } from '../domain/names.ts'
 import { isImprunError } from '../errors.ts'
 import { createAesSecretBox, parseSecretKey } from '../secrets/aes-secret-box.ts'
 import { CliError, usageError } from './cli-error.ts'
-import type { CliIo, SignalSource } from './cli-io.ts'
+import type { CliIo } from './cli-io.ts'
+import { waitForStopSignal } from './stop-signal.ts'
 import { checkPositionals, formatOptions, helpOption, parseCommandLine, parseInteger, type OptionSpecs } from './command-line.ts'
 
 const runtimeOptions: OptionSpecs = {
@@ -81,19 +82,4 @@ function asUsage<T>(work: () => T): T {
     if (isImprunError(error)) throw new CliError(error.code, error.message, { exitCode: 2 })
     throw error
   }
-}
-
-/** Resolves with the first SIGINT or SIGTERM, then lets go of both. */
-export function waitForStopSignal(signals: SignalSource): Promise<'SIGINT' | 'SIGTERM'> {
-  return new Promise((resolve) => {
-    const onInterrupt = () => settle('SIGINT')
-    const onTerminate = () => settle('SIGTERM')
-    const settle = (signal: 'SIGINT' | 'SIGTERM') => {
-      signals.off('SIGINT', onInterrupt)
-      signals.off('SIGTERM', onTerminate)
-      resolve(signal)
-    }
-    signals.once('SIGINT', onInterrupt)
-    signals.once('SIGTERM', onTerminate)
-  })
 }

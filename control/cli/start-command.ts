@@ -5,7 +5,8 @@
 import { startEmbeddedPlatform, type EmbeddedPlatform } from '../platform.ts'
 import type { Compiler } from '../ports.ts'
 import { CliError } from './cli-error.ts'
-import type { CliIo, SignalSource } from './cli-io.ts'
+import type { CliIo } from './cli-io.ts'
+import { waitForStopSignal } from './stop-signal.ts'
 import { checkPositionals, formatColumns, formatOptions, helpOption, parseCommandLine, parseInteger, type OptionSpecs } from './command-line.ts'
 import { resolveDataDirectory } from './data-directory.ts'
 import { platformUrls } from './platform-urls.ts'
@@ -57,7 +58,7 @@ export async function runStart(argv: string[], context: StartContext): Promise<n
   }
 
   io.stdout.write(announcement(platform))
-  const signal = await nextSignal(io.signals ?? process)
+  const signal = await waitForStopSignal(io.signals ?? process)
   io.stderr.write(`received ${signal}, stopping…\n`)
   await platform.close()
   io.stderr.write('stopped\n')
@@ -83,24 +84,6 @@ function announcement(platform: EmbeddedPlatform): string {
   }
   lines.push('Press Ctrl-C to stop.', '')
   return lines.join('\n')
-}
-
-/**
- * Waits for the first SIGINT or SIGTERM, then lets go of both: a second Ctrl-C during a slow
- * shutdown gets Node's default behaviour and ends the process at once.
- */
-function nextSignal(signals: SignalSource): Promise<'SIGINT' | 'SIGTERM'> {
-  return new Promise((resolve) => {
-    const onInterrupt = () => settle('SIGINT')
-    const onTerminate = () => settle('SIGTERM')
-    const settle = (signal: 'SIGINT' | 'SIGTERM') => {
-      signals.off('SIGINT', onInterrupt)
-      signals.off('SIGTERM', onTerminate)
-      resolve(signal)
-    }
-    signals.once('SIGINT', onInterrupt)
-    signals.once('SIGTERM', onTerminate)
-  })
 }
 
 function startFailure(error: unknown, host: string, port: number): CliError {

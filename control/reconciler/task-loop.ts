@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { ImprunError, toImprunError } from '../errors.ts'
 import type { Clock, Collection, Filter, StoredDocument } from '../ports.ts'
 import { conditionalUpdate } from '../domain/transitions.ts'
+import { InterruptibleSleep } from './interruptible-sleep.ts'
 
 export interface LeasedRecord extends StoredDocument {
   phase: string
@@ -57,7 +58,7 @@ export class TaskLoop<T extends LeasedRecord> {
   private readonly leaseMs: number
   private running: Promise<void> | null = null
   private abort = new AbortController()
-  private wakeUp: (() => void) | null = null
+  private readonly idle = new InterruptibleSleep()
   private pendingWake = false
 
   constructor(options: TaskLoopOptions<T>) {
@@ -105,7 +106,7 @@ export class TaskLoop<T extends LeasedRecord> {
 
   async stop(): Promise<void> {
     this.abort.abort()
-    this.wakeUp?.()
+    this.idle.wake()
     await this.running
     this.running = null
   }
@@ -113,7 +114,7 @@ export class TaskLoop<T extends LeasedRecord> {
   /** Asks a sleeping loop to look for work now. */
   wake(): void {
     this.pendingWake = true
-    this.wakeUp?.()
+    this.idle.wake()
   }
 
   private async loop(signal: AbortSignal): Promise<void> {
@@ -125,10 +126,10 @@ export class TaskLoop<T extends LeasedRecord> {
       } catch (error) {
         // The store itself failed (not a step): wait a little and try again.
         this.options.onError?.(toImprunError(error), {} as T)
-        await this.sleep(this.options.idlePollMs ?? 1000, signal)
+        await this.idle.sleep(this.options.idlePollMs ?? 1000, signal)
         continue
       }
-      if (!worked && !this.pendingWake) await this.sleep(await this.idleDelay(), signal)
+      if (!worked && !this.pendingWake) await this.idle.sleep(await this.idleDelay(), signal)
     }
   }
 
@@ -148,21 +149,6 @@ export class TaskLoop<T extends LeasedRecord> {
     }
   }
 
-  private sleep(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms)
-      function done(): void {
-        clearTimeout(timer)
-        signal.removeEventListener('abort', done)
-        resolve()
-      }
-      this.wakeUp = () => {
-        this.wakeUp = null
-        done()
-      }
-      signal.addEventListener('abort', done, { once: true })
-    })
-  }
 
   private async work(record: T): Promise<void> {
     const collection = this.options.collection()

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, test } from 'node:test'
-import { MongoClient } from 'mongodb'
 import { isImprunError } from '../../errors.ts'
 import { storeContract } from '../../store-contract.ts'
 import { createMongoStore } from './mongodb-store.ts'
+import { dropMongoDatabases } from './testing/drop-databases.ts'
 
 const url = process.env.MONGODB_URL
 
@@ -15,23 +15,10 @@ storeContract('mongodb', {
     const databasePrefix = `t${randomBytes(6).toString('hex')}`
     return {
       store: createMongoStore({ url, databasePrefix }),
-      cleanup: () => dropDatabases(url, databasePrefix),
+      cleanup: () => dropMongoDatabases(url, databasePrefix),
     }
   },
 })
-
-/** Drops the system database and every gateway database of one prefix. */
-async function dropDatabases(url: string, prefix: string): Promise<void> {
-  const client = new MongoClient(url)
-  try {
-    const { databases } = await client.db('admin').admin().listDatabases({ nameOnly: true })
-    for (const { name } of databases) {
-      if (name === prefix || name.startsWith(`${prefix}_gw_`)) await client.db(name).dropDatabase()
-    }
-  } finally {
-    await client.close()
-  }
-}
 
 describe('mongodb store without a server', () => {
   const unreachable = 'mongodb://127.0.0.1:1'

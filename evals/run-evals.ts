@@ -17,7 +17,7 @@ import { loadScenarios } from './scenario.ts'
 
 const usage = 'usage: npm run evals -- --provider scripted|openai|anthropic|ollama [--model id] [--scenario id]… [--json report.json] [--max-steps 30] [--max-tokens 200000]'
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], env: Record<string, string | undefined> = process.env): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -42,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   if (values.provider === 'scripted') agent = createScriptedAgent()
   else if ((providerKinds as readonly string[]).includes(values.provider)) {
     if (!values.model) throw new Error(`--model is required for --provider ${values.provider}\n${usage}`)
-    agent = createLlmAgent({ provider: values.provider as LlmProvider, model: values.model, maxSteps, maxTokens, env: process.env })
+    agent = createLlmAgent({ provider: values.provider as LlmProvider, model: values.model, maxSteps, maxTokens, env })
   } else throw new Error(`unknown provider '${values.provider}'\n${usage}`)
 
   let scenarios = await loadScenarios()

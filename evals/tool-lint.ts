@@ -2,13 +2,20 @@
  * Lint of the tool surface an agent sees: the management endpoint's tools and an environment's
  * function tools. Errors (fail the test): a tool or input property without a description, a name
  * outside MCP's `^[a-zA-Z0-9_.-]{1,128}$`, an input schema whose top level is not
- * `type: "object"`, a `$ref` cycle. Notes (reported only): names an LLM API would reject
- * (`^[a-zA-Z0-9_-]{1,64}$`, so they need mapping) and JSON Schema keywords some major clients do
- * not support. The size of tools/list is estimated in tokens as characters / 4.
+ * `type: "object"`, a `$ref` cycle; on surfaces we write ourselves (`strict`: the management
+ * tools) also a JSON Schema keyword some major client rejects, and a model-visible size over
+ * budget. Notes (reported only): names an LLM API would reject (`^[a-zA-Z0-9_-]{1,64}$`, so they
+ * need mapping) and, on users' function tools, the risky keywords.
+ *
+ * Sizes are counted in tokens with gpt-tokenizer (o200k_base, GPT-4o's encoding; other models'
+ * tokenizers differ by some tens of percent): the whole tools/list result, and the part a model
+ * is sent (name, description and input schema of each tool; output schemas and annotations stay
+ * with the client).
  *
  * `node evals/tool-lint.ts` lints a fresh embedded platform with hometax published.
  */
 import type { Tool } from '@modelcontextprotocol/sdk/types.js'
+import { countTokens } from 'gpt-tokenizer'
 
 export interface LintFinding {
   endpoint: string
@@ -16,11 +23,28 @@ export interface LintFinding {
   message: string
 }
 
+export interface SurfaceSize {
+  endpoint: string
+  tools: number
+  /** JSON characters of the tools/list result. */
+  characters: number
+  /** Tokens of the tools/list result. */
+  listTokens: number
+  /** Tokens of what a model is sent: name, description and input schema per tool. */
+  modelTokens: number
+}
+
 export interface LintReport {
   errors: LintFinding[]
   notes: LintFinding[]
-  /** tools/list JSON size per endpoint: characters and tokens estimated as characters / 4. */
-  sizes: Array<{ endpoint: string; tools: number; characters: number; estimatedTokens: number }>
+  sizes: SurfaceSize[]
+}
+
+export interface LintOptions {
+  /** Risky keywords are errors, not notes (surfaces whose schemas we write). */
+  strict?: boolean
+  /** Largest model-visible size allowed, in tokens. */
+  modelTokenBudget?: number
 }
 
 const mcpName = /^[a-zA-Z0-9_.-]{1,128}$/
@@ -28,10 +52,22 @@ const llmName = /^[a-zA-Z0-9_-]{1,64}$/
 /** Keywords that OpenAI strict mode, Gemini function declarations or older clients reject or ignore. */
 const riskyKeywords = ['oneOf', 'allOf', 'not', 'if', 'then', 'else', 'patternProperties', 'propertyNames', 'dependentSchemas', 'unevaluatedProperties', '$dynamicRef', 'prefixItems', 'contains']
 
-export function lintTools(endpoint: string, tools: Tool[]): LintReport {
-  const report: LintReport = { errors: [], notes: [], sizes: [] }
-  const characters = JSON.stringify({ tools }).length
-  report.sizes.push({ endpoint, tools: tools.length, characters, estimatedTokens: Math.ceil(characters / 4) })
+/** The tools as a model is sent them (the shape our LLM adaptors pass on). */
+export function modelVisible(tools: Tool[]): Array<{ name: string; description: string; parameters: unknown }> {
+  return tools.map((tool) => ({ name: tool.name, description: tool.description ?? '', parameters: tool.inputSchema }))
+}
+
+export function surfaceSize(endpoint: string, tools: Tool[]): SurfaceSize {
+  const listed = JSON.stringify({ tools })
+  return { endpoint, tools: tools.length, characters: listed.length, listTokens: countTokens(listed), modelTokens: countTokens(JSON.stringify(modelVisible(tools))) }
+}
+
+export function lintTools(endpoint: string, tools: Tool[], options: LintOptions = {}): LintReport {
+  const size = surfaceSize(endpoint, tools)
+  const report: LintReport = { errors: [], notes: [], sizes: [size] }
+  if (options.modelTokenBudget !== undefined && size.modelTokens > options.modelTokenBudget) {
+    report.errors.push({ endpoint, tool: '*', message: `the model-visible tool surface is ${size.modelTokens} tokens, over its budget of ${options.modelTokenBudget}` })
+  }
   for (const tool of tools) {
     const error = (message: string) => report.errors.push({ endpoint, tool: tool.name, message })
     const note = (message: string) => report.notes.push({ endpoint, tool: tool.name, message })
@@ -50,7 +86,7 @@ export function lintTools(endpoint: string, tools: Tool[]): LintReport {
     walk(schema, (node) => {
       for (const keyword of riskyKeywords) if (keyword in node) used.add(keyword)
     })
-    if (used.size) note(`input schema uses ${[...used].sort().join(', ')} (not supported by every major client)`)
+    if (used.size) (options.strict ? error : note)(`input schema uses ${[...used].sort().join(', ')} (not supported by every major client)`)
   }
   return report
 }
@@ -101,12 +137,18 @@ export function mergeReports(reports: LintReport[]): LintReport {
 }
 
 export function formatReport(report: LintReport): string {
-  const lines = report.sizes.map((size) => `${size.endpoint}: ${size.tools} tools, tools/list ${size.characters} chars ≈ ${size.estimatedTokens} tokens (estimate: chars / 4)`)
+  const lines = report.sizes.map((size) => `${size.endpoint}: ${size.tools} tools; tools/list ${size.characters} chars, ${size.listTokens} tokens; sent to a model (name, description, input schema) ${size.modelTokens} tokens (o200k_base)`)
   for (const finding of report.errors) lines.push(`ERROR ${finding.endpoint} ${finding.tool}: ${finding.message}`)
   for (const finding of report.notes) lines.push(`note  ${finding.endpoint} ${finding.tool}: ${finding.message}`)
   lines.push(`${report.errors.length} errors, ${report.notes.length} notes`)
   return lines.join('\n')
 }
+
+/**
+ * What the management tools may cost a model per request, in tokens. Measured at 5,257 when the
+ * budget was set; a tool or description that pushes past it should replace words, not add them.
+ */
+export const managementModelTokenBudget = 6000
 
 /** Lints a fresh platform: management tools and the dev function endpoint with two functions. */
 export async function lintFreshPlatform(): Promise<LintReport> {
@@ -135,7 +177,7 @@ export async function lintFreshPlatform(): Promise<LintReport> {
     await client.connect(new StreamableHTTPClientTransport(new URL(`${world.url}/mcp/hometax/dev`), { requestInit: { headers: { authorization: `Bearer ${grant.apiKey}` } } }))
     const functionTools = (await client.listTools()).tools
     await client.close()
-    return mergeReports([lintTools('/mcp', managementTools), lintTools('/mcp/hometax/dev', functionTools)])
+    return mergeReports([lintTools('/mcp', managementTools, { strict: true, modelTokenBudget: managementModelTokenBudget }), lintTools('/mcp/hometax/dev', functionTools)])
   } finally {
     await world.close()
   }

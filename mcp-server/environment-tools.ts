@@ -7,6 +7,7 @@
 import type { Tool } from '@modelcontextprotocol/sdk/types.js'
 import type { Stage } from '../control/ports.ts'
 import type { CatalogFunction, FunctionCatalog } from '../runtime/function-catalog.ts'
+import { clientToolSchema } from '../runtime/tool-schema.ts'
 import { toolNameOf } from './function-tool-names.ts'
 
 export interface EnvironmentTools {
@@ -80,12 +81,12 @@ function environmentTools(gatewayId: string, stage: Stage, functions: CatalogFun
       name,
       title: live.name,
       description: description || `Function ${live.name} of ${gatewayId}/${stage}`,
-      inputSchema: { ...(inputSchema ?? {}), type: 'object' } as Tool['inputSchema'],
+      inputSchema: clientToolSchema({ ...(inputSchema ?? {}), type: 'object' }) as Tool['inputSchema'],
       _meta: { 'imprun.dev/function': live.name, 'imprun.dev/version': live.version },
     }
     // MCP output schemas describe structuredContent, which is always an object.
     const hasOutputSchema = outputSchema !== null && outputSchema.type === 'object'
-    if (hasOutputSchema) tool.outputSchema = outputSchema as Tool['outputSchema']
+    if (hasOutputSchema) tool.outputSchema = clientToolSchema(outputSchema) as Tool['outputSchema']
     tools.push(tool)
     byToolName.set(name, { function: live, hasOutputSchema })
   }

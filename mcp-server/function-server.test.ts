@@ -44,7 +44,13 @@ function scriptedCatalog(functions: CatalogFunction[], behaviours: Record<string
 }
 
 const value = (result: unknown): InvocationOutcome => ({ ok: true, status: 200, headers: {}, value: result, empty: false })
-const objectSchema = { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', properties: { n: { type: 'number' } }, required: ['n'], additionalProperties: false }
+const objectSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  type: 'object',
+  properties: { n: { type: 'number' }, tags: { type: 'object', propertyNames: { type: 'string' }, additionalProperties: { type: 'string' } }, code: { type: 'object', propertyNames: { pattern: '^[a-z]+$' } } },
+  required: ['n'],
+  additionalProperties: false,
+}
 
 async function connect(catalog: FunctionCatalog) {
   const services = { catalog, control: {} as ControlPlane, tokens: {} as AdminTokens, logs: { query: async () => [] } } satisfies McpServices
@@ -75,7 +81,16 @@ test('tools come from stored metadata; results map by shape', async () => {
   const { client } = await connect(scripted.catalog)
   const { tools } = await client.listTools()
   assert.deepEqual(tools.map((tool) => tool.name), ['cart.total', 'hello', 'picture', 'list'])
-  assert.deepEqual(tools[0]!.inputSchema, objectSchema, '$schema, required and additionalProperties are kept')
+  assert.deepEqual(
+    tools[0]!.inputSchema,
+    {
+      type: 'object',
+      properties: { n: { type: 'number' }, tags: { type: 'object', additionalProperties: { type: 'string' } }, code: { type: 'object', propertyNames: { pattern: '^[a-z]+$' } } },
+      required: ['n'],
+      additionalProperties: false,
+    },
+    'required, additionalProperties and constraining propertyNames are kept; the default $schema and no-op propertyNames are dropped',
+  )
   assert.equal(tools[0]!.outputSchema?.type, 'object')
   assert.deepEqual(tools[1]!.inputSchema, { type: 'object' }, 'no input schema → any object')
   assert.equal(tools[1]!.description, 'Function hello of shop/prod')

@@ -6,6 +6,7 @@
  */
 import { ErrorCode, McpError, type CallToolResult, type Tool, type ToolAnnotations } from '@modelcontextprotocol/sdk/types.js'
 import { z } from 'zod'
+import { clientToolSchema } from '../runtime/tool-schema.ts'
 import type { ProgressReporter } from './progress.ts'
 
 /** What a handler gets besides its validated arguments. */
@@ -60,8 +61,8 @@ export function toolListing(definition: AnyToolDefinition): Tool {
       name: definition.name,
       title: definition.title,
       description: definition.description,
-      inputSchema: z.toJSONSchema(definition.input, { io: 'input', unrepresentable: 'any' }) as Tool['inputSchema'],
-      outputSchema: z.toJSONSchema(definition.output, { io: 'output', unrepresentable: 'any' }) as Tool['outputSchema'],
+      inputSchema: clientToolSchema(z.toJSONSchema(definition.input, { io: 'input', unrepresentable: 'any' })) as Tool['inputSchema'],
+      outputSchema: clientToolSchema(z.toJSONSchema(definition.output, { io: 'output', unrepresentable: 'any' })) as Tool['outputSchema'],
       annotations: { title: definition.title, ...definition.annotations },
     }
     jsonSchemas.set(definition, listed)

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto'
 import type { Stage } from '../../control/ports.ts'
 import { ImprunError } from '../../control/errors.ts'
 import type { FunctionCatalog } from '../../runtime/function-catalog.ts'
+import { clientToolSchema } from '../../runtime/tool-schema.ts'
 import type { ToolCallPart, ToolDefinition, ToolResultPart } from '../spec/chat-model.ts'
 import { parseToolArguments } from '../spec/chat-stream.ts'
 
@@ -111,5 +112,5 @@ export async function loadFunctionTools(scope: FunctionToolScope): Promise<Funct
 function toolParameters(schema: Record<string, unknown> | null): Record<string, unknown> {
   if (!schema) return { type: 'object', properties: {} }
   const { $schema: _schema, $id: _id, ...rest } = schema
-  return rest.type === 'object' ? rest : { type: 'object', properties: {} }
+  return rest.type === 'object' ? clientToolSchema(rest) : { type: 'object', properties: {} }
 }

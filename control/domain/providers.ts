@@ -66,7 +66,8 @@ export const setModelBody = z
   .strict()
 export type SetModelInput = z.infer<typeof setModelBody>
 
-const defaultBaseUrls: Record<ProviderKind, string> = {
+/** Where each provider kind is reached when no base URL is given. */
+export const defaultBaseUrls: Record<ProviderKind, string> = {
   openai: 'https://api.openai.com/v1',
   anthropic: 'https://api.anthropic.com',
   ollama: 'http://127.0.0.1:11434',

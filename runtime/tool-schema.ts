@@ -1,0 +1,32 @@
+/**
+ * JSON Schemas as tool clients receive them. zod writes `propertyNames: {"type": "string"}` for
+ * every `z.record(z.string(), …)`; JSON object keys are always strings, so it says nothing, yet
+ * some clients and LLM APIs reject the keyword. It is dropped wherever it is exactly that no-op;
+ * any other `propertyNames` (a pattern, an enum) is kept because it constrains. A top-level
+ * `$schema` naming draft 2020-12 goes too: that is MCP's default dialect, and the URI costs every
+ * model request some tokens per tool.
+ */
+export function clientToolSchema<Schema>(schema: Schema): Schema {
+  const stripped = strip(schema)
+  if (stripped !== null && typeof stripped === 'object' && !Array.isArray(stripped) && (stripped as { $schema?: unknown }).$schema === draft2020) {
+    delete (stripped as { $schema?: unknown }).$schema
+  }
+  return stripped as Schema
+}
+
+const draft2020 = 'https://json-schema.org/draft/2020-12/schema'
+
+function strip(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(strip)
+  if (value === null || typeof value !== 'object') return value
+  const copy: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(value)) {
+    if (key === 'propertyNames' && isStringKeys(item)) continue
+    copy[key] = strip(item)
+  }
+  return copy
+}
+
+function isStringKeys(value: unknown): boolean {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 1 && (value as { type?: unknown }).type === 'string'
+}

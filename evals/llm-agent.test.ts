@@ -150,5 +150,8 @@ describe('the loop stops and recovers', () => {
     assert.match(shown[1]!, /unknown tool 'gateway_explode'/)
     assert.match(shown[2]!, /invalid arguments for tool gateway_create: id: /)
     assert.equal(result!.toolErrors, 2, 'the malformed call never reached MCP; the other two did and failed')
+    const failed = result!.calls.filter((call) => call.isError)
+    assert.deepEqual(failed.map((call) => [call.tool, call.arguments]), [['gateway_explode', {}], ['gateway_create', { id: 42 }]], 'the report keeps the failed calls with their arguments')
+    assert.match(failed[1]!.error ?? '', /invalid arguments/)
   })
 })

@@ -1,7 +1,7 @@
 /** Runs one scenario end to end: fresh platform, setup, agent, grade. */
 import type { Agent } from './agents/agent.ts'
 import { grade, type GradeResult } from './grader.ts'
-import { McpSession, runSetup, startWorld } from './harness.ts'
+import { McpSession, runSetup, startWorld, type RecordedCall } from './harness.ts'
 import type { Scenario } from './scenario.ts'
 import { emptyReferences } from './values.ts'
 
@@ -17,8 +17,13 @@ export interface ScenarioResult {
   stopReason: string
   error?: string
   grade?: GradeResult
-  calls: Array<{ tool: string; isError: boolean }>
+  /** The agent's last text (LLM agents). */
+  finalText?: string
+  /** Every tool call with its arguments; failed ones with what the agent was told. */
+  calls: Array<{ tool: string; isError: boolean; arguments: Record<string, unknown>; error?: string }>
 }
+
+const maxErrorCharacters = 500
 
 /** `agent: null` runs setup only (the do-nothing baseline every grader must fail). */
 export async function runScenario(scenario: Scenario, agent: Agent | null): Promise<ScenarioResult> {
@@ -48,8 +53,9 @@ export async function runScenario(scenario: Scenario, agent: Agent | null): Prom
       seconds: (performance.now() - started) / 1000,
       stopReason: run.stopReason,
       ...(run.error === undefined ? {} : { error: run.error }),
+      ...(run.finalText === undefined ? {} : { finalText: run.finalText }),
       grade: graded,
-      calls: session.calls.map((call) => ({ tool: call.tool, isError: call.isError })),
+      calls: session.calls.map((call) => ({ tool: call.tool, isError: call.isError, arguments: call.arguments, ...(call.isError ? { error: errorText(call) } : {}) })),
     }
   } catch (error) {
     return {
@@ -67,4 +73,9 @@ export async function runScenario(scenario: Scenario, agent: Agent | null): Prom
   } finally {
     await world.close()
   }
+}
+
+function errorText(call: RecordedCall): string {
+  const text = call.protocolError ?? (typeof call.result === 'string' ? call.result : JSON.stringify(call.result))
+  return text.length > maxErrorCharacters ? `${text.slice(0, maxErrorCharacters)}…` : text
 }

@@ -144,6 +144,21 @@ export function storeContract(adapter: string, options: StoreContractOptions): v
       })
     })
 
+    it('$set and $unset on dotted paths change one key of a nested object and keep the others', async (store) => {
+      const environments = store.system().collection<StoredDocument & { plugins: Record<string, unknown> }>('environments')
+      await environments.insertOne({ _id: 'prod', plugins: { 'key-auth': { header: 'apikey' }, cors: { max_age: 5 } } })
+      const updated = await environments.findOneAndUpdate(
+        { _id: 'prod' },
+        { $set: { 'plugins.limit-count': { count: 2, rules: [{ count: 1 }] }, 'plugins.key-auth': { header: 'x-key' } }, $unset: { 'plugins.cors': '' } },
+      )
+      assert.deepEqual(updated, { _id: 'prod', plugins: { 'key-auth': { header: 'x-key' }, 'limit-count': { count: 2, rules: [{ count: 1 }] } } })
+      await Promise.all([
+        environments.updateOne({ _id: 'prod' }, { $set: { 'plugins.cors': {} } }),
+        environments.updateOne({ _id: 'prod' }, { $unset: { 'plugins.limit-count': '' } }),
+      ])
+      assert.deepEqual(await environments.findOne({ _id: 'prod' }), { _id: 'prod', plugins: { 'key-auth': { header: 'x-key' }, cors: {} } })
+    })
+
     it('upserts from the filter equality plus $setOnInsert', async (store) => {
       const counters = store.system().collection<StoredDocument & { kind: string; value: number; createdAt?: string }>('counters')
       const first = await counters.updateOne(

@@ -84,12 +84,13 @@ test('tools come from stored metadata; results map by shape', async () => {
   assert.deepEqual(
     tools[0]!.inputSchema,
     {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
       type: 'object',
       properties: { n: { type: 'number' }, tags: { type: 'object', additionalProperties: { type: 'string' } }, code: { type: 'object', propertyNames: { pattern: '^[a-z]+$' } } },
       required: ['n'],
       additionalProperties: false,
     },
-    'required, additionalProperties and constraining propertyNames are kept; the default $schema and no-op propertyNames are dropped',
+    '$schema, required, additionalProperties and constraining propertyNames are kept; the no-op propertyNames is dropped',
   )
   assert.equal(tools[0]!.outputSchema?.type, 'object')
   assert.deepEqual(tools[1]!.inputSchema, { type: 'object' }, 'no input schema → any object')

@@ -163,3 +163,57 @@ test('variables: secrets are listed by name only', async () => {
   assert.ok(!JSON.stringify(listed).includes('s3cret'))
   await ok('variable_delete', { gateway: 'tax', stage: 'dev', name: 'PLAIN' })
 })
+
+test('set_plugins tools merge by default: a rate limit on prod keeps its key-auth', async () => {
+  await ok('gateway_create', { id: 'plug' })
+  type Environment = { plugins: Record<string, Record<string, unknown>> }
+  const limited = await ok<Environment>('environment_set_plugins', { gateway: 'plug', stage: 'prod', plugins: { 'limit-count': { count: 100, time_window: 60 } } })
+  assert.deepEqual(Object.keys(limited.plugins).sort(), ['key-auth', 'limit-count'])
+  assert.equal(limited.plugins['key-auth']!.hide_credentials, true, 'prod keeps its key-auth conf')
+  const opened = await ok<Environment>('environment_set_plugins', { gateway: 'plug', stage: 'prod', plugins: { 'key-auth': null } })
+  assert.deepEqual(Object.keys(opened.plugins), ['limit-count'])
+  const replaced = await ok<Environment>('environment_set_plugins', { gateway: 'plug', stage: 'prod', plugins: { 'key-auth': {}, cors: null }, replace: true })
+  assert.deepEqual(Object.keys(replaced.plugins), ['key-auth'])
+
+  const invalid = await call('environment_set_plugins', { gateway: 'plug', stage: 'prod', plugins: { 'limit-count': { count: 0, time_window: 60 } } })
+  assert.equal(invalid.isError, true)
+  assert.equal(JSON.parse((invalid.content[0] as { text: string }).text).error.code, 'invalid_plugin_config')
+
+  await ok('function_write', { gateway: 'plug', name: 'f', source: 'export default () => 1', plugins: { 'key-auth': {} } })
+  const merged = await ok<Environment>('function_set_plugins', { gateway: 'plug', name: 'f', plugins: { 'limit-req': { rate: 1, burst: 0, key: 'remote_addr' } } })
+  assert.deepEqual(Object.keys(merged.plugins).sort(), ['key-auth', 'limit-req'])
+  const cleared = await ok<Environment>('function_set_plugins', { gateway: 'plug', name: 'f', plugins: {}, replace: true })
+  assert.deepEqual(cleared.plugins, {})
+
+  type Gateway = { plugins: Record<string, unknown>; description: string }
+  await ok('gateway_update', { gateway: 'plug', plugins: { 'limit-count': { count: 1000, time_window: 60 } } })
+  const updated = await ok<Gateway>('gateway_update', { gateway: 'plug', description: 'merged', plugins: { 'limit-req': { rate: 5, burst: 0, key: 'remote_addr' } } })
+  assert.deepEqual([updated.description, Object.keys(updated.plugins).sort()], ['merged', ['limit-count', 'limit-req']], 'gateway_update merges plugins too')
+  const reset = await ok<Gateway>('gateway_update', { gateway: 'plug', plugins: { cors: {} }, replace: true })
+  assert.deepEqual(Object.keys(reset.plugins), ['cors'])
+
+  const { tools } = await client.listTools()
+  for (const name of ['environment_set_plugins', 'function_set_plugins']) {
+    const tool = tools.find((candidate) => candidate.name === name)!
+    assert.doesNotMatch(JSON.stringify(tool.inputSchema), /"(oneOf|allOf)"/, name)
+    assert.deepEqual(Object.keys(tool.inputSchema.properties ?? {}).slice(-2), ['plugins', 'replace'], name)
+  }
+})
+
+test('gateway_wait waits for a deleted gateway to be gone', async () => {
+  await ok('gateway_create', { id: 'gone' })
+  assert.equal((await ok<{ reached: boolean }>('gateway_wait', { gateway: 'gone', timeoutSeconds: 20 })).reached, true)
+  const notYet = await ok<{ reached: boolean; gateway: { phase: string } | null }>('gateway_wait', { gateway: 'gone', phase: 'Deleted', timeoutSeconds: 0 })
+  assert.deepEqual([notYet.reached, notYet.gateway?.phase], [false, 'Started'])
+
+  await ok('gateway_delete', { gateway: 'gone' })
+  assert.deepEqual(await ok('gateway_wait', { gateway: 'gone', timeoutSeconds: 20 }), { reached: true, gateway: null }, 'default target of state Deleted')
+  assert.deepEqual(await ok('gateway_wait', { gateway: 'gone' }), { reached: true, gateway: null }, 'already gone: a tombstone')
+  assert.deepEqual(await ok('gateway_wait', { gateway: 'gone', phase: 'Deleted' }), { reached: true, gateway: null })
+  assert.deepEqual(await ok('gateway_wait', { gateway: 'never-was', phase: 'Deleted' }), { reached: true, gateway: null })
+  const unknown = await call('gateway_wait', { gateway: 'never-was' })
+  assert.equal(unknown.isError, true)
+  assert.equal(JSON.parse((unknown.content[0] as { text: string }).text).error.code, 'not_found')
+  const started = await call('gateway_wait', { gateway: 'gone', phase: 'Started' })
+  assert.equal(started.isError, true, 'waiting for another phase of a deleted gateway is not_found')
+})

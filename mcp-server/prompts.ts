@@ -111,7 +111,7 @@ export function getPrompt(name: string, args: Record<string, string> | undefined
               `1. gateway_get ${gateway}; if it does not exist, gateway_create it. gateway_wait until phase Started.`,
               '2. Decide the functions (one operation each). For each: function_write, function_test (valid and invalid input), function_publish.',
               '3. Check each on dev with function_call and logs_list; then function_promote dev → staging → prod.',
-              '4. Protect prod: it requires grant keys by default (key-auth); add a rate limit with environment_set_plugins if callers are untrusted, e.g. {"key-auth": {}, "limit-count": {"count": 100, "time_window": 60}}.',
+              '4. Protect prod: it requires grant keys by default (key-auth); add a rate limit with environment_set_plugins if callers are untrusted, e.g. {"limit-count": {"count": 100, "time_window": 60}} (merged: key-auth stays).',
               '5. application_create for each consumer and grant_create for prod: report the apiKey once, it cannot be read again.',
               `6. Tell the user the endpoints: HTTP POST /${gateway}/prod/{function} with Authorization: Bearer <key>, and the MCP endpoint /mcp/${gateway}/prod with the same key.`,
               '',

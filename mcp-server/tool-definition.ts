@@ -61,8 +61,8 @@ export function toolListing(definition: AnyToolDefinition): Tool {
       name: definition.name,
       title: definition.title,
       description: definition.description,
-      inputSchema: clientToolSchema(z.toJSONSchema(definition.input, { io: 'input', unrepresentable: 'any' })) as Tool['inputSchema'],
-      outputSchema: clientToolSchema(z.toJSONSchema(definition.output, { io: 'output', unrepresentable: 'any' })) as Tool['outputSchema'],
+      inputSchema: clientToolSchema(z.toJSONSchema(definition.input, { io: 'input', unrepresentable: 'any' }), { dropDefaultDialect: true }) as Tool['inputSchema'],
+      outputSchema: clientToolSchema(z.toJSONSchema(definition.output, { io: 'output', unrepresentable: 'any' }), { dropDefaultDialect: true }) as Tool['outputSchema'],
       annotations: { title: definition.title, ...definition.annotations },
     }
     jsonSchemas.set(definition, listed)

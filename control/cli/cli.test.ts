@@ -168,6 +168,12 @@ test('plugins are set at gateway, environment and function level from inline JSO
   succeeded(await imprun('function', 'write', 'hometax', 'calc', source))
   assert.match(succeeded(await imprun('function', 'plugins', 'hometax', 'calc', limit)).stdout, /calc plugins: limit-count/)
 
+  // --merge sets only the named plugins (null removes one) and keeps the rest.
+  assert.match(succeeded(await imprun('env', 'plugins', 'hometax', 'prod', '{"key-auth":{}}', '--merge')).stdout, /hometax\/prod plugins: (key-auth, limit-count|limit-count, key-auth)/)
+  assert.match(succeeded(await imprun('env', 'plugins', 'hometax', 'prod', '{"limit-count":null}', '--merge')).stdout, /hometax\/prod plugins: key-auth$/m)
+  assert.match(succeeded(await imprun('function', 'plugins', 'hometax', 'calc', '{"cors":{}}', '--merge')).stdout, /calc plugins: (cors, limit-count|limit-count, cors)/)
+  assert.match(succeeded(await imprun('gateway', 'plugins', 'hometax', '{"ip-restriction":{"whitelist":["127.0.0.1"]}}', '--merge')).stdout, /gateway hometax plugins: (cors, ip-restriction|ip-restriction, cors)/)
+
   const invalid = await imprun('env', 'plugins', 'hometax', 'prod', '{"limit-count":{"count":"many"}}')
   assert.equal(invalid.code, 1)
   assert.match(invalid.stderr, /^error invalid_plugin_config: /)

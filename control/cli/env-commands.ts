@@ -4,7 +4,7 @@ import type { PluginConfigs } from '../domain/plugins.ts'
 import { adminPath } from './admin-client.ts'
 import type { AdminCommand, AdminCommandGroup } from './admin-command.ts'
 import { usageError } from './cli-error.ts'
-import { readPluginsArgument } from './json-argument.ts'
+import { mergePluginsOption, readPluginsArgument } from './json-argument.ts'
 import { formatFields, formatPluginNames, formatTable, formatTime, formatVersion } from './table.ts'
 
 interface EnvironmentView {
@@ -51,18 +51,23 @@ const functions: AdminCommand = {
 const plugins: AdminCommand = {
   name: 'plugins',
   arguments: ['<gateway>', '<stage>', '<json-or-@file>'],
-  summary: 'Replace the environment-level plugin configs',
+  summary: 'Replace (or with --merge, change) the environment-level plugin configs',
   details: [
     'APISIX plugin configs by name, inline or from a file, e.g.',
     '  imprun env plugins hometax prod \'{"limit-count":{"count":100,"time_window":60}}\'',
     '  imprun env plugins hometax prod @prod-plugins.json',
+    '  imprun env plugins hometax prod \'{"key-auth":null}\' --merge',
     "'{}' removes them all.",
   ].join('\n'),
+  options: mergePluginsOption,
   async run(invocation) {
     const [gateway, stage, argument] = invocation.arguments as [string, string, string]
-    const environment = await invocation.client.put<EnvironmentView>(adminPath`/admin/gateways/${gateway}/environments/${stage}/plugins`, {
-      plugins: readPluginsArgument(argument, invocation.usage),
-    })
+    const path = adminPath`/admin/gateways/${gateway}/environments/${stage}/plugins`
+    const body = { plugins: readPluginsArgument(argument, invocation.usage) }
+    const environment =
+      invocation.commandLine.flag('merge') === true
+        ? await invocation.client.patch<EnvironmentView>(path, body)
+        : await invocation.client.put<EnvironmentView>(path, body)
     invocation.print(environment, () => `${gateway}/${environment.stage} plugins: ${formatPluginNames(environment.plugins)}`)
   },
 }

@@ -5,7 +5,7 @@ import { adminPath } from './admin-client.ts'
 import type { AdminCommand, AdminCommandGroup, AdminInvocation } from './admin-command.ts'
 import { CliError, usageError } from './cli-error.ts'
 import { readFunctionFiles } from './function-files.ts'
-import { readJsonArgument, readPluginsArgument } from './json-argument.ts'
+import { mergePluginsOption, readJsonArgument, readPluginsArgument } from './json-argument.ts'
 import { formatFields, formatPluginNames, formatTable, formatTime, formatVersion } from './table.ts'
 
 const stages: readonly Stage[] = ['dev', 'staging', 'prod']
@@ -250,13 +250,17 @@ const remove: AdminCommand = {
 const plugins: AdminCommand = {
   name: 'plugins',
   arguments: ['<gateway>', '<name>', '<json-or-@file>'],
-  summary: 'Replace the function-level plugin configs',
+  summary: 'Replace (or with --merge, change) the function-level plugin configs',
   details: 'APISIX plugin configs by name, inline or from a file (@plugins.json). \'{}\' removes them all.',
+  options: mergePluginsOption,
   async run(invocation) {
     const [gateway, name, argument] = invocation.arguments as [string, string, string]
-    const detail = await invocation.client.put<FunctionDetail>(adminPath`/admin/gateways/${gateway}/functions/${name}/plugins`, {
-      plugins: readPluginsArgument(argument, invocation.usage),
-    })
+    const path = adminPath`/admin/gateways/${gateway}/functions/${name}/plugins`
+    const body = { plugins: readPluginsArgument(argument, invocation.usage) }
+    const detail =
+      invocation.commandLine.flag('merge') === true
+        ? await invocation.client.patch<FunctionDetail>(path, body)
+        : await invocation.client.put<FunctionDetail>(path, body)
     invocation.print(detail, () => `${name} plugins: ${formatPluginNames(detail.plugins)}`)
   },
 }

@@ -4,7 +4,7 @@ import { adminPath } from './admin-client.ts'
 import type { AdminCommand, AdminCommandGroup, AdminInvocation } from './admin-command.ts'
 import type { OptionSpecs } from './command-line.ts'
 import { waitForGatewayPhase, type GatewayWaitOptions, type SettledPhase } from './gateway-phase-wait.ts'
-import { readPluginsArgument } from './json-argument.ts'
+import { mergePluginsOption, readPluginsArgument } from './json-argument.ts'
 import { formatFields, formatPluginNames, formatTable, formatTime } from './table.ts'
 
 const waitOptions: OptionSpecs = {
@@ -91,11 +91,16 @@ function lifecycleCommand(name: 'start' | 'stop' | 'delete', target: SettledPhas
 const plugins: AdminCommand = {
   name: 'plugins',
   arguments: ['<id>', '<json-or-@file>'],
-  summary: 'Replace the gateway-level plugin configs',
+  summary: 'Replace (or with --merge, change) the gateway-level plugin configs',
   details: 'APISIX plugin configs by name, inline or from a file: \'{"cors":{"allow_origins":"*"}}\' or @plugins.json. \'{}\' removes them all.',
+  options: mergePluginsOption,
   async run(invocation) {
     const [id, argument] = invocation.arguments as [string, string]
-    const gateway = await invocation.client.patch<Gateway>(adminPath`/admin/gateways/${id}`, { plugins: readPluginsArgument(argument, invocation.usage) })
+    const plugins = readPluginsArgument(argument, invocation.usage)
+    const gateway =
+      invocation.commandLine.flag('merge') === true
+        ? await invocation.client.patch<Gateway>(adminPath`/admin/gateways/${id}/plugins`, { plugins })
+        : await invocation.client.patch<Gateway>(adminPath`/admin/gateways/${id}`, { plugins })
     invocation.print(gateway, () => `gateway ${id} plugins: ${formatPluginNames(gateway.plugins)}`)
   },
 }

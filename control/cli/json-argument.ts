@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { CliError, usageError } from './cli-error.ts'
+import type { OptionSpecs } from './command-line.ts'
 
 export function readJsonArgument(argument: string, what: string, usage: string): unknown {
   let text = argument
@@ -33,6 +34,11 @@ export function readPluginsArgument(argument: string, usage: string): Record<str
     throw usageError('the plugin configs must be a JSON object of plugin name → config, e.g. \'{"limit-count":{"count":10,"time_window":60}}\'', usage)
   }
   return value
+}
+
+/** `--merge` of the `plugins` commands: PATCH the named plugins instead of PUT-ting the whole set. */
+export const mergePluginsOption: OptionSpecs = {
+  merge: { type: 'boolean', description: 'Set only the named plugins (null removes one) and keep the others' },
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -170,3 +170,36 @@ test('user/me style names work end to end', async () => {
   await functions.publish('hometax', 'user/me')
   assert.deepEqual((await functions.list('hometax')).map((entry) => [entry.name, entry.deployed]), [['user/me', { dev: 1 }]])
 })
+
+test('patching function plugins merges: named plugins replaced whole, null removes, others kept', async () => {
+  const { functions } = fixture.control
+  await functions.write('hometax', 'user/me', {
+    files: { 'index.ts': source(1) },
+    plugins: { 'key-auth': { header: 'x-key' }, cors: { allow_origins: 'https://a.example' } },
+  })
+  const patched = await functions.patchPlugins('hometax', 'user/me', { 'limit-count': { count: 3, time_window: 60 }, cors: null })
+  assert.deepEqual(Object.keys(patched.plugins).sort(), ['key-auth', 'limit-count'])
+  assert.equal(patched.plugins['key-auth']!.header, 'x-key')
+  assert.equal(patched.plugins['limit-count']!.policy, 'local', 'defaults filled as for set')
+
+  const unchanged = await functions.patchPlugins('hometax', 'user/me', {})
+  assert.deepEqual(unchanged, patched, 'an empty patch is a no-op')
+
+  await assert.rejects(
+    functions.patchPlugins('hometax', 'user/me', { 'key-auth': null, 'limit-count': { count: -1, time_window: 60 } }),
+    (error) => isImprunError(error, 'invalid_plugin_config'),
+  )
+  await assert.rejects(functions.patchPlugins('hometax', 'user/me', { 'jwt-auth': null }), (error) => isImprunError(error, 'invalid_plugin_config'))
+  assert.deepEqual((await functions.get('hometax', 'user/me')).plugins, patched.plugins, 'a rejected patch changes nothing')
+  await assert.rejects(functions.patchPlugins('hometax', 'missing', { cors: {} }), (error) => isImprunError(error, 'not_found'))
+})
+
+test('concurrent function plugin patches of different plugins both survive', async () => {
+  const { functions } = fixture.control
+  await functions.write('hometax', 'f', { files: { 'index.ts': source(1) }, plugins: { 'key-auth': {} } })
+  await Promise.all([
+    functions.patchPlugins('hometax', 'f', { 'limit-count': { count: 3, time_window: 60 } }),
+    functions.patchPlugins('hometax', 'f', { 'limit-req': { rate: 1, burst: 1, key: 'remote_addr' } }),
+  ])
+  assert.deepEqual(Object.keys((await functions.get('hometax', 'f')).plugins).sort(), ['key-auth', 'limit-count', 'limit-req'])
+})

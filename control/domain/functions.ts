@@ -9,7 +9,7 @@ import { ImprunError, notFound } from '../errors.ts'
 import type { Clock, CompiledFunction, Compiler, Database, FunctionMetadata, SourceFiles, Stage, Store, StoredDocument } from '../ports.ts'
 import type { GatewayService } from './gateways.ts'
 import { checkName, functionNameSchema, nextStage, stageSchema, stages } from './names.ts'
-import { validatePluginConfigs, type PluginConfigs } from './plugins.ts'
+import { pluginPatchUpdate, validatePluginConfigs, validatePluginPatch, type PluginConfigs } from './plugins.ts'
 
 export interface FunctionRecord extends StoredDocument {
   name: string
@@ -167,6 +167,22 @@ export class FunctionService {
     const result = await this.functions(gatewayId).updateOne(
       { _id: name },
       { $set: { plugins: validated, updatedAt: this.isoNow() } },
+    )
+    if (result.matchedCount === 0) throw notFound('function', name)
+    return this.get(gatewayId, name)
+  }
+
+  /**
+   * Merges into a function's plugins: a named plugin's conf is replaced whole, null removes it,
+   * plugins not named are kept. One atomic write; an empty patch changes nothing.
+   */
+  async patchPlugins(gatewayId: string, name: string, patch: unknown): Promise<FunctionDetail> {
+    await this.gateways.usable(gatewayId)
+    const validated = validatePluginPatch(patch)
+    if (Object.keys(validated).length === 0) return this.get(gatewayId, name)
+    const result = await this.functions(gatewayId).updateOne(
+      { _id: name },
+      pluginPatchUpdate('plugins', validated, { updatedAt: this.isoNow() }),
     )
     if (result.matchedCount === 0) throw notFound('function', name)
     return this.get(gatewayId, name)

@@ -5,7 +5,7 @@
 import { ImprunError, alreadyExists, notFound } from '../errors.ts'
 import type { Clock, Database, Stage, Store, StoredDocument } from '../ports.ts'
 import { checkName, gatewayIdSchema, stageSchema, stages } from './names.ts'
-import { validatePluginConfigs, type PluginConfigs } from './plugins.ts'
+import { pluginPatchUpdate, validatePluginConfigs, validatePluginPatch, type PluginConfigs } from './plugins.ts'
 
 export type GatewayState = 'Running' | 'Stopped' | 'Deleted'
 export type GatewayPhase =
@@ -157,6 +157,12 @@ export class GatewayService {
     return record
   }
 
+  /** True when `id` names a gateway that was deleted (its tombstone is kept until the id is reused). */
+  async isDeleted(id: string): Promise<boolean> {
+    const record = await this.gateways.findOne({ _id: id })
+    return record?.phase === 'Deleted'
+  }
+
   /** Like `record` but also refuses gateways that are being deleted. */
   async usable(id: string): Promise<GatewayRecord> {
     const record = await this.record(id)
@@ -166,13 +172,35 @@ export class GatewayService {
     return record
   }
 
-  async update(id: string, changes: { description?: string; pipeline?: boolean; plugins?: unknown }): Promise<Gateway> {
+  /**
+   * Changes description, pipeline and gateway-level plugins in one write: `plugins` replaces the
+   * whole set, `pluginPatch` merges into it (see patchPlugins); not both.
+   */
+  async update(id: string, changes: { description?: string; pipeline?: boolean; plugins?: unknown; pluginPatch?: unknown }): Promise<Gateway> {
     await this.usable(id)
+    if (changes.plugins !== undefined && changes.pluginPatch !== undefined) {
+      throw new ImprunError('bad_request', 'give plugins (the whole set) or a plugin patch, not both')
+    }
     const set: Record<string, unknown> = { updatedAt: new Date(this.clock.now()).toISOString() }
     if (changes.description !== undefined) set.description = changes.description
     if (changes.pipeline !== undefined) set.pipeline = changes.pipeline
     if (changes.plugins !== undefined) set.plugins = validatePluginConfigs(changes.plugins)
-    const result = await this.gateways.updateOne({ _id: id, state: { $ne: 'Deleted' } }, { $set: set })
+    const update = changes.pluginPatch === undefined ? { $set: set } : pluginPatchUpdate('plugins', validatePluginPatch(changes.pluginPatch), set)
+    const result = await this.gateways.updateOne({ _id: id, state: { $ne: 'Deleted' } }, update)
+    if (result.matchedCount === 0) throw notFound('gateway', id)
+    return this.get(id)
+  }
+
+  /**
+   * Merges into the gateway-level plugins: a named plugin's conf is replaced whole, null removes
+   * it, plugins not named are kept. One atomic write; an empty patch changes nothing.
+   */
+  async patchPlugins(id: string, patch: unknown): Promise<Gateway> {
+    await this.usable(id)
+    const validated = validatePluginPatch(patch)
+    if (Object.keys(validated).length === 0) return this.get(id)
+    const update = pluginPatchUpdate('plugins', validated, { updatedAt: new Date(this.clock.now()).toISOString() })
+    const result = await this.gateways.updateOne({ _id: id, state: { $ne: 'Deleted' } }, update)
     if (result.matchedCount === 0) throw notFound('gateway', id)
     return this.get(id)
   }
@@ -229,11 +257,32 @@ export class GatewayService {
     return updated
   }
 
+  /**
+   * Merges into one environment's plugins: a named plugin's conf is replaced whole, null removes
+   * it, plugins not named are kept. One atomic write, so concurrent patches of different plugins
+   * all survive; an empty patch changes nothing and returns the environment as it is.
+   */
+  async patchEnvironmentPlugins(id: string, stage: Stage, patch: unknown): Promise<EnvironmentRecord> {
+    await this.usable(id)
+    const checked = checkName(stageSchema, stage, 'stage')
+    const validated = validatePluginPatch(patch)
+    if (Object.keys(validated).length === 0) return this.environment(id, checked)
+    const environments = this.store.gateway(id).collection<EnvironmentRecord>('environments')
+    const updated = await environments.findOneAndUpdate(
+      { _id: checked },
+      pluginPatchUpdate('plugins', validated, { updatedAt: new Date(this.clock.now()).toISOString() }),
+    )
+    if (!updated) throw notFound('environment', `${id}/${checked}`)
+    return updated
+  }
+
   private async present(record: GatewayRecord): Promise<Gateway> {
-    const environments = await this.store
-      .gateway(record._id)
-      .collection<EnvironmentRecord>('environments')
-      .find({}, { sort: { createdAt: 1 } })
+    // A gateway being deleted has its database dropped by the reconciler at any moment: reading
+    // it could fail mid-drop or open a fresh empty file after it. Its environments show no plugins.
+    const environments =
+      record.state === 'Deleted'
+        ? []
+        : await this.store.gateway(record._id).collection<EnvironmentRecord>('environments').find({}, { sort: { createdAt: 1 } })
     const byStage = new Map(environments.map((environment) => [environment.stage, environment]))
     return {
       id: record._id,

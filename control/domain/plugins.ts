@@ -29,10 +29,16 @@ export const pluginConfigsSchema = z
   .record(z.string(), pluginConfSchema)
   .describe('APISIX plugin confs by plugin name, e.g. {"limit-count": {"count": 100, "time_window": 60}}')
 
+export const pluginPatchSchema = z
+  .record(z.string(), pluginConfSchema.nullable())
+  .describe('Plugin name → new conf (replaces that plugin\'s conf whole) or null (removes it); plugins not named are kept')
+
 /** One plugin conf, as APISIX takes it. */
 export type PluginConf = z.infer<typeof pluginConfSchema>
 /** Plugin name → conf. */
 export type PluginConfigs = z.infer<typeof pluginConfigsSchema>
+/** A merge patch of plugin confs: name → conf that replaces that plugin's conf, or null to remove it. */
+export type PluginPatch = z.infer<typeof pluginPatchSchema>
 
 /**
  * The plugins a user may configure, in APISIX execution order (plugin priority, highest first).
@@ -123,15 +129,61 @@ export function validatePluginConfigs(plugins: unknown, options: PluginSchemaOpt
   return result
 }
 
-function validatePluginConf(name: string, conf: unknown, options: PluginSchemaOptions): PluginConf {
-  if (!isSupportedPlugin(name)) {
-    const supported = supportedPlugins.map((plugin) => plugin.name)
-    throw new ImprunError(
-      'invalid_plugin_config',
-      `plugins.${name}: unknown plugin '${name}'; supported plugins: ${supported.join(', ')}`,
-      { details: { plugin: name, supported, errors: [{ path: '', message: 'unknown plugin' }] } },
-    )
+/**
+ * Checks a plugin patch: each conf as `validatePluginConfigs` does (defaults filled), each name,
+ * also one mapped to null, must be a supported plugin. Same `invalid_plugin_config` errors.
+ */
+export function validatePluginPatch(patch: unknown, options: PluginSchemaOptions = {}): PluginPatch {
+  if (!isPlainObject(patch)) {
+    throw new ImprunError('invalid_plugin_config', 'plugins must be an object mapping plugin names to their confs or null', {
+      details: { errors: [{ path: '', message: 'must be an object' }] },
+    })
   }
+  const result: PluginPatch = {}
+  for (const [name, conf] of Object.entries(patch)) {
+    if (conf === null) {
+      checkPluginName(name)
+      result[name] = null
+    } else {
+      result[name] = validatePluginConf(name, conf, options)
+    }
+  }
+  return result
+}
+
+/**
+ * The store update that applies a validated patch to the plugin map at `field`: one `$set` /
+ * `$unset` per plugin on its dotted path, so a single atomic write that leaves the plugins not
+ * named alone (two patches of different plugins never lose each other's change). Supported
+ * plugin names hold no dots or `$`, which is what makes the dotted paths safe.
+ */
+export function pluginPatchUpdate(field: string, patch: PluginPatch, set: Record<string, unknown> = {}): Record<string, Record<string, unknown>> {
+  const setFields: Record<string, unknown> = { ...set }
+  const unsetFields: Record<string, ''> = {}
+  for (const [name, conf] of Object.entries(patch)) {
+    checkPluginName(name)
+    if (conf === null) unsetFields[`${field}.${name}`] = ''
+    else setFields[`${field}.${name}`] = conf
+  }
+  const update: Record<string, Record<string, unknown>> = {}
+  // MongoDB before 5.0 rejects an empty operator document.
+  if (Object.keys(setFields).length > 0) update.$set = setFields
+  if (Object.keys(unsetFields).length > 0) update.$unset = unsetFields
+  return update
+}
+
+function checkPluginName(name: string): asserts name is SupportedPluginName {
+  if (isSupportedPlugin(name)) return
+  const supported = supportedPlugins.map((plugin) => plugin.name)
+  throw new ImprunError(
+    'invalid_plugin_config',
+    `plugins.${name}: unknown plugin '${name}'; supported plugins: ${supported.join(', ')}`,
+    { details: { plugin: name, supported, errors: [{ path: '', message: 'unknown plugin' }] } },
+  )
+}
+
+function validatePluginConf(name: string, conf: unknown, options: PluginSchemaOptions): PluginConf {
+  checkPluginName(name)
   if (!isPlainObject(conf)) throw confError(name, [{ path: '', message: 'must be an object' }])
   let filled: PluginConf
   try {

@@ -166,3 +166,38 @@ test('the OpenAPI document describes the routes from the same schemas', async ()
   assert.deepEqual(createBody.required, ['id'])
   assert.equal(createBody.properties.id.pattern !== undefined, true)
 })
+
+test('PATCH …/plugins merges at the plugin-name level: null removes, unnamed plugins are kept', async () => {
+  assert.equal((await call('POST', '/admin/gateways', { id: 'g', plugins: { 'ip-restriction': { whitelist: ['127.0.0.1'] } } })).status, 201)
+  const limited = await call('PATCH', '/admin/gateways/g/environments/prod/plugins', { plugins: { 'limit-count': { count: 2, time_window: 60 } } })
+  assert.equal(limited.status, 200, JSON.stringify(limited.body))
+  assert.deepEqual(Object.keys(limited.body.plugins).sort(), ['key-auth', 'limit-count'])
+  assert.equal(limited.body.plugins['limit-count'].policy, 'local')
+  const opened = await call('PATCH', '/admin/gateways/g/environments/prod/plugins', { plugins: { 'key-auth': null } })
+  assert.deepEqual(Object.keys(opened.body.plugins), ['limit-count'])
+  assert.deepEqual((await call('GET', '/admin/gateways/g/environments/prod')).body.plugins, opened.body.plugins)
+
+  const invalid = await call('PATCH', '/admin/gateways/g/environments/prod/plugins', { plugins: { 'limit-count': null, cors: { max_age: 'long' } } })
+  assert.deepEqual([invalid.status, invalid.body.error.code], [400, 'invalid_plugin_config'])
+  const unknown = await call('PATCH', '/admin/gateways/g/environments/prod/plugins', { plugins: { 'no-such-plugin': null } })
+  assert.deepEqual([unknown.status, unknown.body.error.code], [400, 'invalid_plugin_config'])
+  const notAnObject = await call('PATCH', '/admin/gateways/g/environments/prod/plugins', { plugins: { cors: 'on' } })
+  assert.deepEqual([notAnObject.status, notAnObject.body.error.code], [400, 'bad_request'])
+  assert.deepEqual((await call('GET', '/admin/gateways/g/environments/prod')).body.plugins, opened.body.plugins, 'rejected patches change nothing')
+
+  assert.equal((await call('PUT', '/admin/gateways/g/functions/user%2Fme', { source: 'export default () => 1', plugins: { 'key-auth': {} } })).status, 200)
+  const patchedFunction = await call('PATCH', '/admin/gateways/g/functions/user%2Fme/plugins', { plugins: { 'limit-req': { rate: 1, burst: 0, key: 'remote_addr' } } })
+  assert.equal(patchedFunction.status, 200, JSON.stringify(patchedFunction.body))
+  assert.deepEqual(Object.keys(patchedFunction.body.plugins).sort(), ['key-auth', 'limit-req'])
+  const missing = await call('PATCH', '/admin/gateways/g/functions/missing/plugins', { plugins: { cors: {} } })
+  assert.deepEqual([missing.status, missing.body.error.code], [404, 'not_found'])
+
+  const gateway = await call('PATCH', '/admin/gateways/g/plugins', { plugins: { cors: { allow_origins: 'https://a.example' } } })
+  assert.equal(gateway.status, 200, JSON.stringify(gateway.body))
+  assert.deepEqual(Object.keys(gateway.body.plugins).sort(), ['cors', 'ip-restriction'])
+
+  const document = (await call('GET', '/admin/openapi.json')).body
+  for (const path of ['/admin/gateways/{gateway}/plugins', '/admin/gateways/{gateway}/environments/{stage}/plugins', '/admin/gateways/{gateway}/functions/{name}/plugins']) {
+    assert.ok(document.paths[path]?.patch, `${path} PATCH is documented`)
+  }
+})

@@ -11,7 +11,7 @@ import type { AdminTokens } from '../admin-token.ts'
 import type { ControlPlane } from '../control-plane.ts'
 import { ImprunError } from '../errors.ts'
 import { applicationNameSchema, functionNameSchema, gatewayIdSchema, stageSchema } from '../domain/names.ts'
-import { pluginConfigsSchema } from '../domain/plugins.ts'
+import { pluginConfigsSchema, pluginPatchSchema } from '../domain/plugins.ts'
 import type { FunctionCatalog } from '../../runtime/function-catalog.ts'
 import { registerProviderRoutes } from './provider-routes.ts'
 
@@ -66,6 +66,9 @@ export const rollbackBody = z
   .strict()
 
 export const pluginsBody = z.object({ plugins: pluginConfigsSchema }).strict()
+
+/** JSON merge-patch at the plugin-name level: a conf replaces that plugin's whole conf, null removes it. */
+export const pluginPatchBody = z.object({ plugins: pluginPatchSchema }).strict()
 
 export const createApplicationBody = z
   .object({ name: applicationNameSchema, description: z.string().max(500).optional() })
@@ -148,6 +151,9 @@ export async function registerAdminApi(app: FastifyInstance, options: AdminApiOp
     api.patch('/admin/gateways/:gateway', { schema: { ...tag('gateways'), summary: 'Update description, pipeline or gateway plugins', params: gatewayParams, body: updateGatewayBody } }, async (request) =>
       control.gateways.update(request.params.gateway, request.body),
     )
+    api.patch('/admin/gateways/:gateway/plugins', { schema: { ...tag('gateways'), summary: 'Merge into gateway-level plugins (a conf replaces that plugin, null removes it, others are kept)', params: gatewayParams, body: pluginPatchBody } }, async (request) =>
+      control.gateways.patchPlugins(request.params.gateway, request.body.plugins),
+    )
     api.post('/admin/gateways/:gateway/start', { schema: { ...tag('gateways'), summary: 'Start serving (state Running)', params: gatewayParams } }, async (request, reply) =>
       accepted(reply, await control.gateways.start(request.params.gateway)),
     )
@@ -163,6 +169,10 @@ export async function registerAdminApi(app: FastifyInstance, options: AdminApiOp
     })
     api.put('/admin/gateways/:gateway/environments/:stage/plugins', { schema: { ...tag('environments'), summary: 'Replace environment-level plugins', params: stageParams, body: pluginsBody } }, async (request) => {
       const environment = await control.gateways.setEnvironmentPlugins(request.params.gateway, request.params.stage, request.body.plugins)
+      return { stage: environment.stage, plugins: environment.plugins, updatedAt: environment.updatedAt }
+    })
+    api.patch('/admin/gateways/:gateway/environments/:stage/plugins', { schema: { ...tag('environments'), summary: 'Merge into environment-level plugins (a conf replaces that plugin, null removes it, others are kept)', params: stageParams, body: pluginPatchBody } }, async (request) => {
+      const environment = await control.gateways.patchEnvironmentPlugins(request.params.gateway, request.params.stage, request.body.plugins)
       return { stage: environment.stage, plugins: environment.plugins, updatedAt: environment.updatedAt }
     })
     api.get('/admin/gateways/:gateway/environments/:stage/functions', { schema: { ...tag('environments'), summary: 'Functions live on an environment, with metadata', params: stageParams } }, async (request) => {
@@ -259,6 +269,9 @@ export async function registerAdminApi(app: FastifyInstance, options: AdminApiOp
     }))
     api.put('/admin/gateways/:gateway/functions/:name/plugins', { schema: { ...tag('functions'), summary: 'Replace function-level plugins', params: functionParams, body: pluginsBody } }, async (request) =>
       control.functions.setPlugins(request.params.gateway, request.params.name, request.body.plugins),
+    )
+    api.patch('/admin/gateways/:gateway/functions/:name/plugins', { schema: { ...tag('functions'), summary: 'Merge into function-level plugins (a conf replaces that plugin, null removes it, others are kept)', params: functionParams, body: pluginPatchBody } }, async (request) =>
+      control.functions.patchPlugins(request.params.gateway, request.params.name, request.body.plugins),
     )
     api.post('/admin/gateways/:gateway/functions/:name/publish', { schema: { ...tag('deployments'), summary: 'Compile the draft and deploy it (to dev by default)', params: functionParams, body: publishBody.optional() } }, async (request) =>
       control.functions.publish(request.params.gateway, request.params.name, request.body ?? {}),

@@ -20,6 +20,8 @@ import {
   historyEntryOutput,
   invocationOutput,
   metadataOutput,
+  pluginChangeArguments,
+  pluginSetOf,
   pluginsArgument,
   stageArgument,
   versionSummaryOutput,
@@ -203,11 +205,15 @@ export function functionTools(services: McpServices): AnyToolDefinition[] {
     defineTool({
       name: 'function_set_plugins',
       title: 'Set function plugins',
-      description: 'Replace the plugins of one function (on every stage it is deployed to); they override environment and gateway plugins of the same name.',
-      input: z.object({ ...functionTarget, plugins: pluginsArgument.describe('APISIX plugin confs by plugin name') }).strict(),
+      description:
+        'Change the plugins of one function (on every stage it is deployed to); they override environment and gateway plugins of the same name. Merges: each named plugin\'s conf is replaced, null removes it, others are kept; replace: true sets the whole set instead.',
+      input: z.object({ ...functionTarget, ...pluginChangeArguments }).strict(),
       output: functionDetailOutput,
       annotations: effects.destructive,
-      handler: (input) => functions.setPlugins(input.gateway, input.name, input.plugins),
+      handler: (input) =>
+        input.replace === true
+          ? functions.setPlugins(input.gateway, input.name, pluginSetOf(input.plugins))
+          : functions.patchPlugins(input.gateway, input.name, input.plugins),
     }),
     defineTool({
       name: 'function_versions',

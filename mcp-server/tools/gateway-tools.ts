@@ -3,11 +3,12 @@
  * settings and plugins at gateway and environment level, start, stop, delete.
  */
 import { z } from 'zod'
+import { isImprunError } from '../../control/errors.ts'
 import { gatewayIdSchema } from '../../control/domain/names.ts'
 import { restingPhase, type GatewayPhase } from '../../control/domain/gateways.ts'
 import type { McpServices } from '../mcp-services.ts'
 import { defineTool, effects, type AnyToolDefinition } from '../tool-definition.ts'
-import { gatewayArgument, gatewayOutput, metadataOutput, pluginsArgument, stageArgument } from './schemas.ts'
+import { gatewayArgument, gatewayOutput, metadataOutput, pluginChangeArguments, pluginSetOf, pluginsArgument, stageArgument } from './schemas.ts'
 
 const phases = ['Creating', 'Created', 'Starting', 'Started', 'Stopping', 'Stopped', 'Deleting', 'Deleted'] as const
 
@@ -54,22 +55,35 @@ export function gatewayTools(services: McpServices): AnyToolDefinition[] {
       name: 'gateway_wait',
       title: 'Wait for gateway phase',
       description:
-        'Wait until a gateway reaches a phase (default: the resting phase of its state, e.g. Started after create or start, Stopped after stop). Returns the gateway and whether the phase was reached within the timeout; sends progress notifications while waiting.',
+        'Wait until a gateway reaches a phase (default: the resting phase of its state: Started after create or start, Stopped after stop, Deleted after delete). Deleted means gone: gateway is then null. Returns whether the phase was reached within the timeout; sends progress notifications while waiting.',
       input: z
         .object({
           gateway: gatewayArgument,
-          phase: z.enum(phases).optional().describe('Phase to wait for (default: Started when running, Stopped when stopped)'),
+          phase: z.enum(phases).optional().describe('Phase to wait for (default: the resting phase of its state)'),
           timeoutSeconds: z.number().min(0).max(300).optional().describe('Give up after this many seconds (default 30)'),
         })
         .strict(),
-      output: z.object({ reached: z.boolean().describe('False when the timeout passed first'), gateway: gatewayOutput }),
+      output: z.object({
+        reached: z.boolean().describe('False when the timeout passed first'),
+        gateway: gatewayOutput.nullable().describe('The gateway as last seen; null once it is deleted'),
+      }),
       annotations: effects.read,
       handler: async (input, context) => {
         const deadline = Date.now() + (input.timeoutSeconds ?? 30) * 1000
         let polls = 0
+        let target: GatewayPhase | undefined = input.phase
         for (;;) {
-          const gateway = await gateways.get(input.gateway)
-          const target: GatewayPhase = input.phase ?? restingPhase[gateway.state]
+          let gateway
+          try {
+            gateway = await gateways.get(input.gateway)
+          } catch (error) {
+            // Gone: reached when waiting for Deleted, or by default for a gateway seen (or kept
+            // as a tombstone) in state Deleted. An id that never existed stays not_found.
+            if (!isImprunError(error, 'not_found')) throw error
+            if (target === 'Deleted' || (target === undefined && (await gateways.isDeleted(input.gateway)))) return { reached: true, gateway: null }
+            throw error
+          }
+          target = input.phase ?? restingPhase[gateway.state]
           if (gateway.phase === target) return { reached: true, gateway }
           if (Date.now() >= deadline || context.signal.aborted) return { reached: false, gateway }
           context.progress.report(++polls, undefined, `phase ${gateway.phase}, waiting for ${target}`)
@@ -81,35 +95,40 @@ export function gatewayTools(services: McpServices): AnyToolDefinition[] {
       name: 'gateway_update',
       title: 'Update gateway',
       description:
-        'Change a gateway\'s description, promotion pipeline or gateway-level plugins. Given plugins replace all gateway-level plugins (merge order: base CORS < gateway < environment < function).',
+        'Change a gateway\'s description, promotion pipeline or gateway-level plugins (below environment and function plugins). Plugins merge: each named plugin\'s conf is replaced, null removes it, others are kept; replace: true sets the whole set instead.',
       input: z
         .object({
           gateway: gatewayArgument,
           description: z.string().max(500).optional().describe('New description'),
           pipeline: z.boolean().optional().describe('Enforce promotion order dev → staging → prod'),
-          plugins: pluginsArgument.optional().describe('Replaces the gateway-level APISIX plugin confs'),
+          plugins: pluginChangeArguments.plugins.optional(),
+          replace: pluginChangeArguments.replace,
         })
         .strict(),
       output: gatewayOutput,
       annotations: effects.destructive,
-      handler: ({ gateway, ...changes }) => gateways.update(gateway, changes),
+      handler: ({ gateway, plugins, replace, ...changes }) =>
+        gateways.update(gateway, { ...changes, ...(plugins === undefined ? {} : replace === true ? { plugins: pluginSetOf(plugins) } : { pluginPatch: plugins }) }),
     }),
     defineTool({
       name: 'environment_set_plugins',
       title: 'Set environment plugins',
       description:
-        'Replace the plugins of one environment (e.g. a limit-count rate limit on prod only, or key-auth to require grant keys). They apply to every function of that environment, above gateway plugins and below function plugins.',
+        'Change the plugins of one environment (e.g. a limit-count rate limit on prod, key-auth to require grant keys); they apply to all its functions, above gateway and below function plugins. Merges: each named plugin\'s conf is replaced, null removes it, others (e.g. prod\'s key-auth) are kept; replace: true sets the whole set instead.',
       input: z
         .object({
           gateway: gatewayArgument,
-          stage: stageArgument.describe('Environment whose plugins to replace'),
-          plugins: pluginsArgument.describe('APISIX plugin confs, e.g. {"key-auth": {}, "limit-count": {"count": 10, "time_window": 60}}'),
+          stage: stageArgument.describe('Environment whose plugins to change'),
+          ...pluginChangeArguments,
         })
         .strict(),
       output: z.object({ stage: stageArgument, plugins: z.record(z.string(), z.unknown()), updatedAt: z.string() }),
       annotations: effects.destructive,
       handler: async (input) => {
-        const environment = await gateways.setEnvironmentPlugins(input.gateway, input.stage, input.plugins)
+        const environment =
+          input.replace === true
+            ? await gateways.setEnvironmentPlugins(input.gateway, input.stage, pluginSetOf(input.plugins))
+            : await gateways.patchEnvironmentPlugins(input.gateway, input.stage, input.plugins)
         return { stage: environment.stage, plugins: environment.plugins, updatedAt: environment.updatedAt }
       },
     }),

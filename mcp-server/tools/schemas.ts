@@ -5,12 +5,25 @@
  * outputSchema it advertises.
  */
 import { z } from 'zod'
-import { pluginConfigsSchema } from '../../control/domain/plugins.ts'
+import { pluginConfigsSchema, pluginPatchSchema, type PluginConfigs, type PluginPatch } from '../../control/domain/plugins.ts'
 
 export const stageArgument = z.enum(['dev', 'staging', 'prod'])
 export const gatewayArgument = z.string().min(1).max(40).describe('Gateway id, e.g. hometax')
 export const functionArgument = z.string().min(1).max(128).describe('Function name, path-like (e.g. calculateTax or user/me)')
 export const pluginsArgument = pluginConfigsSchema
+
+/** The arguments of the *_set_plugins tools: a merge patch by default, the whole set with `replace`. */
+export const pluginChangeArguments = {
+  plugins: pluginPatchSchema.describe('Plugin name → APISIX conf, or null to remove it, e.g. {"limit-count": {"count": 10, "time_window": 60}}'),
+  replace: z.boolean().optional().describe('true: these plugins become the whole set, dropping any not named (default false: merge)'),
+}
+
+/** The whole set a `replace` call asks for: the named confs; a null just leaves that plugin out. */
+export function pluginSetOf(patch: PluginPatch): PluginConfigs {
+  const set: PluginConfigs = {}
+  for (const [name, conf] of Object.entries(patch)) if (conf !== null) set[name] = conf
+  return set
+}
 
 const timestamp = z.string().describe('ISO-8601 time')
 const plugins = z.record(z.string(), z.unknown()).describe('APISIX plugin confs by plugin name')

@@ -14,9 +14,18 @@ export const bootstrapSource = String.raw`
     try { return JSON.stringify(value); } catch { return String(value); }
   };
   const format = (parts) => parts.map(stringify).join(' ').slice(0, limits.maxLogLineLength);
-  let lastInvocation = null;
+
+  // Several invocations of one function may be in flight in this context at once. ctx's own
+  // APIs know their invocation; the globals (console, fetch, setTimeout) use the one that is
+  // running now. JS has no async context here, so "now" is set wherever this context is
+  // resumed: a new invocation, a host call's answer (db, fetch, invoke, sleep) and a timer. That
+  // is exact except for a promise shared by several invocations (e.g. a module-level cache).
+  const active = new Set();
+  let current = null;
+  const resumeAs = (invocationId) => { if (active.has(invocationId)) current = invocationId; };
+  const running = () => (active.has(current) ? current : [...active].at(-1) ?? null);
   const consoleFor = (invocationId) => {
-    const at = (level) => (...parts) => logHost(invocationId ?? lastInvocation, level, format(parts));
+    const at = (level) => (...parts) => logHost(invocationId ?? running(), level, format(parts));
     return Object.freeze({ log: at('info'), info: at('info'), debug: at('debug'), warn: at('warn'), error: at('error') });
   };
   Object.defineProperty(globalThis, 'console', { value: consoleFor(null), writable: false, configurable: false });
@@ -27,7 +36,8 @@ export const bootstrapSource = String.raw`
   Object.defineProperty(globalThis, 'FunctionError', { value: FunctionError, writable: false, configurable: false });
 
   const hostResult = async (name, args) => {
-    const text = await callHost(name, args);
+    let text;
+    try { text = await callHost(name, args); } finally { resumeAs(args[0]); }
     const reply = JSON.parse(text);
     if (reply.error) throw new FunctionError(reply.error.status ?? 500, reply.error.message, reply.error.code);
     return reply.value;
@@ -96,19 +106,28 @@ export const bootstrapSource = String.raw`
     return value;
   };
 
-  // Outside ctx (a module-level helper calling fetch), the latest invocation is the caller.
-  globalThis.fetch = (resource, init) => fetchFor(lastInvocation)(resource, init);
+  // Outside ctx (a module-level helper calling fetch), the running invocation is the caller.
+  globalThis.fetch = (resource, init) => fetchFor(running())(resource, init);
 
-  // Timers run on the host clock and end with the invocation that set them.
+  // Timers run on the host clock and end with the invocations of this context: one whose
+  // invocation ended while others go on is moved to one of those (the attribution may have
+  // been wrong, the timer is still wanted); with none left, it is dropped.
   let nextTimer = 1;
   const cancelled = new Set();
   const setTimer = (callback, ms, args) => {
     const handle = nextTimer++;
-    const invocationId = lastInvocation;
-    hostResult('sleep', [invocationId, Math.max(0, Number(ms) || 0)]).then(() => {
-      if (cancelled.delete(handle)) return;
-      if (typeof callback === 'function') callback(...args);
-    }, () => cancelled.delete(handle));
+    const due = Date.now() + Math.max(0, Number(ms) || 0);
+    const arm = (owner) => {
+      hostResult('sleep', [owner, Math.max(0, due - Date.now())]).then(() => {
+        if (cancelled.delete(handle)) return;
+        current = owner;
+        if (typeof callback === 'function') callback(...args);
+      }, () => {
+        if (!cancelled.has(handle) && !active.has(owner) && active.size > 0) return arm(running());
+        cancelled.delete(handle);
+      });
+    };
+    arm(running());
     return handle;
   };
   globalThis.setTimeout = (callback, ms, ...args) => setTimer(callback, ms, args);
@@ -117,7 +136,16 @@ export const bootstrapSource = String.raw`
   const run = async (invocationText) => {
     const invocation = JSON.parse(invocationText);
     const id = invocation.id;
-    lastInvocation = id;
+    active.add(id);
+    current = id;
+    try {
+      return await invoke(invocation, id);
+    } finally {
+      active.delete(id);
+    }
+  };
+
+  const invoke = async (invocation, id) => {
     const module = globalThis.__imprun_module ?? {};
     const response = { status: 200, headers: {} };
     const log = consoleFor(id);

@@ -206,6 +206,23 @@ test('concurrent invocations of one context keep their own state', async () => {
   results.forEach((result, n) => assert.deepEqual(result.outcome, { ok: true, status: 200 + n, headers: {}, value: n, empty: false }))
 })
 
+test('console, timers and fetch outside ctx belong to their own invocation while others overlap it', async () => {
+  // A's second half (log, timer) runs after B has started and ended in the same context.
+  await deploy('g', 'overlap', `export default async (ctx) => {
+    await new Promise((resolve) => setTimeout(resolve, ctx.input.first))
+    console.log('log of ' + ctx.input.n)
+    await new Promise((resolve) => setTimeout(resolve, ctx.input.second))
+    return ctx.input.n
+  }`)
+  const first = run('g', 'overlap', { n: 1, first: 60, second: 30 })
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  const second = await run('g', 'overlap', { n: 2, first: 0, second: 0 })
+  const [a, b] = [await first, second]
+  assert.deepEqual(a.outcome, { ok: true, status: 200, headers: {}, value: 1, empty: false }, 'the timer set after the other invocation ended still fires')
+  assert.deepEqual(a.logs.map((line) => line.message), ['log of 1'])
+  assert.deepEqual(b.logs.map((line) => line.message), ['log of 2'])
+})
+
 test('many functions called in turn stay within the memory limit: released contexts are freed', async () => {
   // 150 versions × ~1 MiB per context is far beyond the 64 MiB isolate: only released (and
   // collected) contexts let this pass.

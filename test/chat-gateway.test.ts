@@ -126,6 +126,13 @@ test('tools the client defined come back to the client (OpenAI and Anthropic sha
   assert.deepEqual(call.type === 'function' && JSON.parse(call.function.arguments), { city: 'Seoul' })
   const sent = fixture.stubs.anthropic.requests.at(-1)!
   assert.deepEqual(sent.tools.sort(), ['calculateTax', 'get_weather'])
+  assert.deepEqual(sent.body.tool_choice, { type: 'auto', disable_parallel_tool_use: true }, 'client tools and functions on offer: one call per answer')
+  await openai.chat.completions.create({ model: 'gpt-stub', messages: [{ role: 'user', content: 'weather?' }], tools }, { headers: { 'imprun-functions': 'all' } })
+  assert.equal(fixture.stubs.openai.requests.at(-1)!.body.parallel_tool_calls, false)
+  await openai.chat.completions.create({ model: 'gpt-stub', messages: [{ role: 'user', content: 'weather?' }], tools })
+  assert.equal(fixture.stubs.openai.requests.at(-1)!.body.parallel_tool_calls, undefined, 'client tools only: the provider default')
+  await openai.chat.completions.create({ model: 'claude-stub', messages: [{ role: 'user', content: 'weather?' }], tools, parallel_tool_calls: false })
+  assert.deepEqual(fixture.stubs.anthropic.requests.at(-1)!.body.tool_choice, { type: 'auto', disable_parallel_tool_use: true }, "the client's own parallel_tool_calls: false is carried over")
 
   const stream = openai.chat.completions.stream({ model: 'claude-stub', messages: [{ role: 'user', content: 'weather?' }], tools })
   const final = await stream.finalChatCompletion()
@@ -142,6 +149,8 @@ test('tools the client defined come back to the client (OpenAI and Anthropic sha
   assert.ok(block && block.type === 'tool_use')
   assert.equal(block.name, 'get_weather')
   assert.deepEqual(block.input, { city: 'Seoul' })
+  await anthropic.messages.create({ model: 'gpt-stub', max_tokens: 100, messages: [{ role: 'user', content: 'weather?' }], tools: anthropicTools, tool_choice: { type: 'auto', disable_parallel_tool_use: true } })
+  assert.equal(fixture.stubs.openai.requests.at(-1)!.body.parallel_tool_calls, false, 'disable_parallel_tool_use carried over to OpenAI')
   const finalMessage = await anthropic.messages.stream({ model: 'gpt-stub', max_tokens: 100, messages: [{ role: 'user', content: 'weather?' }], tools: anthropicTools }).finalMessage()
   assert.equal(finalMessage.stop_reason, 'tool_use')
   const streamedBlock = finalMessage.content.find((item) => item.type === 'tool_use')

@@ -88,6 +88,9 @@ function toAnthropicBody(request: ChatRequest): Omit<AnthropicBody, 'stream'> {
     const choice = request.toolChoice
     body.tool_choice = choice === 'auto' ? { type: 'auto' } : choice === 'required' ? { type: 'any' } : choice === 'none' ? { type: 'none' } : { type: 'tool', name: choice.name }
   }
+  if (request.tools?.length && request.parallelToolCalls === false && body.tool_choice?.type !== 'none') {
+    body.tool_choice = { ...(body.tool_choice ?? { type: 'auto' }), disable_parallel_tool_use: true }
+  }
   if (request.stop?.length) body.stop_sequences = request.stop
   // This SDK's types no longer list the sampling fields, but the API still takes them.
   const sampling: Record<string, number> = {}

@@ -52,12 +52,16 @@ export interface AgentResult {
 export async function runAgent(run: AgentRun): Promise<AgentResult> {
   const functionTools = run.functionTools
   const tools = [...(run.request.tools ?? []), ...(functionTools?.definitions ?? [])]
+  // A round that calls both a client tool and a function could not be continued: the client
+  // answers only its own calls, so the model would never see the function results. With both
+  // kinds on offer, the model is asked for one call per answer (where the provider can be asked).
+  const mixed = Boolean(run.request.tools?.length && functionTools?.definitions.length)
   const messages: ChatMessage[] = [...run.request.messages]
   const usage: Usage = { inputTokens: 0, outputTokens: 0 }
   const reports: ToolCallReport[] = []
   let text = ''
   for (let round = 1; ; round++) {
-    const request = { ...run.request, messages, tools: tools.length > 0 ? tools : undefined }
+    const request = { ...run.request, messages, tools: tools.length > 0 ? tools : undefined, ...(mixed ? { parallelToolCalls: false } : {}) }
     const { result, target } = run.sink ? await streamRound(run, request, functionTools) : await run.caller.generate(run.chain, request, run.signal)
     usage.inputTokens += result.usage.inputTokens
     usage.outputTokens += result.usage.outputTokens
@@ -82,8 +86,9 @@ export async function runAgent(run: AgentRun): Promise<AgentResult> {
       reports.push(report)
       run.sink?.toolExecuted(report, reports, round)
     }
-    // Calls to the client's own tools end the loop; the function calls of the same round were
-    // run and are reported, but the client's history will only hold its own calls.
+    // Calls to the client's own tools end the loop. Function calls of the same round (a provider
+    // without a switch for parallel calls: Ollama) were run and are reported, but the client's
+    // history will only hold its own calls.
     if (clientCalls.length > 0) return finish('tool-calls')
     messages.push({ role: 'assistant', content: result.content }, { role: 'tool', content: executed.map(({ result: toolResult }) => toolResult) })
   }

@@ -36,10 +36,10 @@ export const anthropicMessagesRequestSchema = z.object({
     .optional(),
   tool_choice: z
     .discriminatedUnion('type', [
-      z.object({ type: z.literal('auto') }),
-      z.object({ type: z.literal('any') }),
+      z.object({ type: z.literal('auto'), disable_parallel_tool_use: z.boolean().optional() }),
+      z.object({ type: z.literal('any'), disable_parallel_tool_use: z.boolean().optional() }),
       z.object({ type: z.literal('none') }),
-      z.object({ type: z.literal('tool'), name: z.string() }),
+      z.object({ type: z.literal('tool'), name: z.string(), disable_parallel_tool_use: z.boolean().optional() }),
     ])
     .optional(),
   stream: z.boolean().optional(),
@@ -92,6 +92,7 @@ export function fromAnthropicRequest(body: AnthropicMessagesRequest): { request:
     ...(system ? { system } : {}),
     ...(body.tools?.length ? { tools: body.tools.map((tool) => ({ name: tool.name, description: tool.description ?? '', parameters: tool.input_schema })) } : {}),
     ...(toolChoice ? { toolChoice } : {}),
+    ...(body.tool_choice && 'disable_parallel_tool_use' in body.tool_choice && body.tool_choice.disable_parallel_tool_use === true ? { parallelToolCalls: false } : {}),
     ...(body.temperature !== undefined ? { temperature: body.temperature } : {}),
     ...(body.top_p !== undefined ? { topP: body.top_p } : {}),
     ...(body.stop_sequences?.length ? { stop: body.stop_sequences } : {}),

@@ -46,6 +46,7 @@ export const openAIChatRequestSchema = z.object({
     )
     .optional(),
   tool_choice: z.union([z.enum(['auto', 'none', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) })]).optional(),
+  parallel_tool_calls: z.boolean().nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
   max_tokens: z.number().int().positive().nullish(),
@@ -107,6 +108,7 @@ export function fromOpenAIRequest(body: OpenAIChatRequest): { request: Omit<Chat
       ? { tools: body.tools.map((tool) => ({ name: tool.function.name, description: tool.function.description ?? '', parameters: tool.function.parameters ?? { type: 'object', properties: {} } })) }
       : {}),
     ...(toolChoice ? { toolChoice } : {}),
+    ...(body.parallel_tool_calls === false ? { parallelToolCalls: false } : {}),
     ...(body.max_completion_tokens ?? body.max_tokens ? { maxTokens: (body.max_completion_tokens ?? body.max_tokens)! } : {}),
     ...(body.temperature != null ? { temperature: body.temperature } : {}),
     ...(body.top_p != null ? { topP: body.top_p } : {}),

@@ -99,6 +99,7 @@ function toOpenAIBody(request: ChatRequest): Omit<OpenAIBody, 'stream'> {
   if (request.toolChoice) {
     body.tool_choice = typeof request.toolChoice === 'string' ? request.toolChoice : { type: 'function', function: { name: request.toolChoice.name } }
   }
+  if (request.tools?.length && request.parallelToolCalls === false) body.parallel_tool_calls = false
   if (request.maxTokens !== undefined) body.max_tokens = request.maxTokens
   if (request.temperature !== undefined) body.temperature = request.temperature
   if (request.topP !== undefined) body.top_p = request.topP

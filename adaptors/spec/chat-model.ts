@@ -68,6 +68,12 @@ export interface ChatRequest {
   messages: ChatMessage[]
   tools?: ToolDefinition[]
   toolChoice?: ToolChoice
+  /**
+   * false: at most one tool call per answer (OpenAI `parallel_tool_calls`, Anthropic
+   * `disable_parallel_tool_use`). Ollama has no such switch and ignores it. Default: the
+   * provider's (parallel calls allowed).
+   */
+  parallelToolCalls?: boolean
   maxTokens?: number
   temperature?: number
   topP?: number

@@ -141,3 +141,69 @@ test('legacy HTTP+SSE: management and function endpoints', async () => {
   const refused = await fetch(`${platform.url}/mcp/sse`)
   assert.equal(refused.status, 401)
 })
+
+/** Reads SSE events from a response until `until` says stop; returns them. */
+async function readEvents(response: Response, until: (event: { id?: string; data: string }) => boolean): Promise<Array<{ id?: string; data: string }>> {
+  const events: Array<{ id?: string; data: string }> = []
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+  let buffer = ''
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) return events
+    buffer += value
+    let end: number
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end)
+      buffer = buffer.slice(end + 2)
+      const event: { id?: string; data: string } = { data: '' }
+      for (const line of block.split('\n')) {
+        if (line.startsWith('id: ')) event.id = line.slice(4)
+        else if (line.startsWith('data: ')) event.data += line.slice(6)
+      }
+      events.push(event)
+      if (until(event)) {
+        await reader.cancel()
+        return events
+      }
+    }
+  }
+}
+
+test('Streamable HTTP, sessions: a client whose connection dropped resumes with Last-Event-ID and gets the result it missed', async () => {
+  const admin = { ...headers(token), 'content-type': 'application/json' }
+  const slow = "export const description = 'Answers after a while'\nexport default async function () { await new Promise((resolve) => setTimeout(resolve, 400)); return { done: true } }\n"
+  assert.equal((await fetch(`${platform.url}/admin/gateways/echo/functions/slow`, { method: 'PUT', headers: admin, body: JSON.stringify({ source: slow }) })).status, 200)
+  assert.equal((await fetch(`${platform.url}/admin/gateways/echo/functions/slow/publish`, { method: 'POST', headers: admin, body: '{}' })).status, 200)
+
+  const url = `${platform.url}/mcp/echo/dev`
+  const base = { 'x-api-key': key, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' }
+  const initialized = await fetch(url, {
+    method: 'POST',
+    headers: base,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+  })
+  const session = initialized.headers.get('mcp-session-id')!
+  await readEvents(initialized, (event) => event.data.includes('"id":1'))
+  const withSession = { ...base, 'mcp-session-id': session }
+  await fetch(url, { method: 'POST', headers: withSession, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })
+
+  // The call starts; the client reads the stream's first event, then loses its connection.
+  const dropped = new AbortController()
+  const call = await fetch(url, { method: 'POST', headers: withSession, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'slow', arguments: {} } }), signal: dropped.signal })
+  const [priming] = await readEvents(call, (event) => event.id !== undefined)
+  assert.ok(priming?.id, 'the stream opens with an event id to resume from')
+  dropped.abort()
+  await new Promise((resolve) => setTimeout(resolve, 700))
+
+  const resumed = await fetch(url, { method: 'GET', headers: { ...withSession, accept: 'text/event-stream', 'last-event-id': priming.id } })
+  assert.equal(resumed.status, 200)
+  const events = await readEvents(resumed, (event) => event.data.includes('"id":2'))
+  const result = JSON.parse(events.at(-1)!.data) as { id: number; result: { structuredContent?: unknown; content: unknown } }
+  assert.equal(result.id, 2)
+  assert.match(JSON.stringify(result.result.content), /done/)
+
+  const unknown = await fetch(url, { method: 'GET', headers: { ...withSession, accept: 'text/event-stream', 'last-event-id': 'nope~1' } })
+  assert.equal(unknown.status, 400)
+  await unknown.body?.cancel()
+  await fetch(url, { method: 'DELETE', headers: withSession })
+})

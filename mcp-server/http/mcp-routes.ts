@@ -25,6 +25,7 @@ import { createFunctionServer } from '../function-server.ts'
 import { createManagementServer, createManagementTools } from '../management-server.ts'
 import { mcpServicesOf, type McpServices, type PlatformServiceSubset } from '../mcp-services.ts'
 import { hostPolicyFromEnvironment, presentedCredential, rebindingViolation, type HostPolicy } from './request-guard.ts'
+import { SessionEventStore } from './session-event-store.ts'
 
 export interface McpSurfaceOptions {
   hostPolicy?: HostPolicy
@@ -150,6 +151,8 @@ export async function registerMcpSurface(app: FastifyInstance, platform: Platfor
     const server = serverFor(principal, true)
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
+      // Resumable streams: a client that lost its connection comes back with Last-Event-ID.
+      eventStore: new SessionEventStore(),
       onsessioninitialized: (id) => {
         sessions.set(id, { transport, server, principal, lastSeen: Date.now() })
       },

@@ -131,6 +131,8 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
   await registerMcpSurface(app, services)
   await registerChatGateway(app, services)
 
+  // Before listening: the first publish must not pay for the compiler's start-up.
+  await options.compiler.warm?.()
   await control.start()
   try {
     await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' })

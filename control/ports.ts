@@ -199,6 +199,12 @@ export interface CompileRequest {
  */
 export interface Compiler {
   compile(request: CompileRequest): Promise<CompiledFunction>
+  /**
+   * Pays the one-time costs of the first compile (starting a bundler, building a sandbox
+   * snapshot) now, so the first publish after a start does not. Optional; idempotent; a failure
+   * is not an error (the first publish reports it).
+   */
+  warm?(): Promise<void>
 }
 
 // ---------------------------------------------------------------------------------------------

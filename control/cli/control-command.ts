@@ -110,6 +110,8 @@ export async function startClusterControlPlane(options: ClusterControlOptions): 
     }
   })
   await registerAdminApi(app, { control, tokens })
+  // Before listening: the first publish must not pay for the compiler's start-up.
+  await options.compiler.warm?.()
   await control.start()
   await edgeLoop.start()
   try {

@@ -36,6 +36,9 @@ export async function registerDataPlane(app: FastifyInstance, options: DataPlane
   // One chain per function, rebuilt when the registry's revision for its environment moves
   // (gateway, environment or function plugins changed); rate-limit counters outlive rebuilds.
   const chains = new Map<string, { revision: number; chain: EdgeChain }>()
+  // The base CORS conf comes from the plugin schemas, compiled on first use (about 20 ms):
+  // at registration, not in the first request (often the first call after a publish).
+  effectivePlugins({})
   const chainFor = (gatewayPlugins: PluginConfigs, environment: { plugins: PluginConfigs; revision: number }, gatewayId: string, stage: Stage, live: LiveFunction) => {
     const scope = `${gatewayId}/${stage}/${live.name}`
     const cached = chains.get(scope)

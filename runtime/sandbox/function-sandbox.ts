@@ -104,6 +104,12 @@ interface ActiveInvocation {
   abort: AbortController
 }
 
+/** A context with the bootstrap in place and no function evaluated in it yet. */
+interface BareContext {
+  context: ivm.Context
+  run: ivm.Reference
+}
+
 interface WarmContext {
   versionId: string
   context: ivm.Context
@@ -121,6 +127,13 @@ class GatewayIsolate {
   readonly queue: Array<() => void> = []
   lastUsed = Date.now()
   catastrophic: string | null = null
+  /**
+   * One bare context kept ready once the gateway has run something: building a context is
+   * mostly V8 deserializing the zod snapshot (about 2.5 ms), which a new version (a publish
+   * just seen, a cold version's first call) then does not wait for.
+   */
+  spare: Promise<BareContext> | null = null
+  spareScheduled = false
 
   constructor(memoryLimitMb: number) {
     this.isolate = new ivm.Isolate({
@@ -202,6 +215,7 @@ export class FunctionSandbox {
       gateway.active.delete(id)
       if (warm) this.release(gateway, warm)
       this.leave(gateway)
+      this.refillSpare(gateway)
       if (gateway.disposed && this.gateways.get(request.gatewayId) === gateway) this.gateways.delete(request.gatewayId)
     }
   }
@@ -343,15 +357,8 @@ export class FunctionSandbox {
   private async createContext(gateway: GatewayIsolate, request: Pick<InvocationRequest, 'functionName' | 'versionId' | 'loadCode'>): Promise<WarmContext> {
     const code = await request.loadCode()
     const { isolate } = gateway
-    const context = await isolate.createContext()
+    const { context, run } = (await this.takeSpare(gateway)) ?? (await this.bareContext(gateway))
     try {
-      const bootstrap = await context.eval(bootstrapSource, { reference: true, timeout: 1000 })
-      const bridge = new ivm.Reference((name: string, args: unknown[]) => this.bridgeCall(gateway, name, args))
-      const limits = new ivm.ExternalCopy({ maxLogLineLength: 8192, maxResponseLength: this.limits.maxResponseBytes }).copyInto()
-      const run = (await (bootstrap as ivm.Reference).apply(undefined, [bridge, limits], { result: { reference: true }, timeout: 1000 })) as ivm.Reference
-      // Handles left unreleased keep their context alive after it is released: a leak of about
-      // 1 MiB per context that ends in the isolate's memory limit.
-      ;(bootstrap as ivm.Reference).release()
       const script = await isolate.compileScript(code, { filename: `${request.functionName}.js` })
       try {
         await script.run(context, { timeout: Math.min(this.limits.timeoutMs, 5000) })
@@ -363,6 +370,50 @@ export class FunctionSandbox {
       if (!isolate.isDisposed) context.release()
       throw error
     }
+  }
+
+  private async bareContext(gateway: GatewayIsolate): Promise<BareContext> {
+    const { isolate } = gateway
+    const context = await isolate.createContext()
+    try {
+      const bootstrap = await context.eval(bootstrapSource, { reference: true, timeout: 1000 })
+      const bridge = new ivm.Reference((name: string, args: unknown[]) => this.bridgeCall(gateway, name, args))
+      const limits = new ivm.ExternalCopy({ maxLogLineLength: 8192, maxResponseLength: this.limits.maxResponseBytes }).copyInto()
+      const run = (await (bootstrap as ivm.Reference).apply(undefined, [bridge, limits], { result: { reference: true }, timeout: 1000 })) as ivm.Reference
+      // Handles left unreleased keep their context alive after it is released: a leak of about
+      // 1 MiB per context that ends in the isolate's memory limit.
+      ;(bootstrap as ivm.Reference).release()
+      return { context, run }
+    } catch (error) {
+      if (!isolate.isDisposed) context.release()
+      throw error
+    }
+  }
+
+  /** The gateway's spare context, if one is ready or being built (null when it failed). */
+  private async takeSpare(gateway: GatewayIsolate): Promise<BareContext | null> {
+    const spare = gateway.spare
+    gateway.spare = null
+    return spare ? spare.catch(() => null) : null
+  }
+
+  /**
+   * Builds the next spare once the isolate is idle: started while an invocation runs, it would
+   * hold the isolate (one thread per isolate) and delay that invocation instead.
+   */
+  private refillSpare(gateway: GatewayIsolate): void {
+    if (gateway.spare || gateway.spareScheduled || gateway.running > 0 || gateway.disposed || gateway.catastrophic) return
+    gateway.spareScheduled = true
+    // After the answer is on its way.
+    setImmediate(() => {
+      gateway.spareScheduled = false
+      if (gateway.spare || gateway.running > 0 || gateway.disposed || gateway.catastrophic) return
+      const spare = this.bareContext(gateway)
+      spare.catch(() => {
+        if (gateway.spare === spare) gateway.spare = null
+      })
+      gateway.spare = spare
+    })
   }
 
   private release(gateway: GatewayIsolate, warm: WarmContext): void {

@@ -136,23 +136,40 @@ test('user errors are results; invalid input and unknown tools are InvalidParams
   await client.close()
 })
 
-test('log lines become log notifications above the level; progress while running', async () => {
+test('log lines and the function\'s own progress reach the client while it runs, above the level', async () => {
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
   const scripted = scriptedCatalog([{ name: 'work', version: 1, metadata: { description: 'd', inputSchema: null, outputSchema: null } }], {
-    work: async () => {
-      await new Promise((resolve) => setTimeout(resolve, 120))
+    work: async (call) => {
       const at = new Date().toISOString()
-      return { outcome: value('done'), logs: [{ level: 'debug', message: 'detail', at }, { level: 'info', message: 'started', at }, { level: 'error', message: 'bad', at }] }
+      await new Promise((resolve) => setTimeout(resolve, 60))
+      call.observer?.log?.({ level: 'debug', message: 'detail', at })
+      call.observer?.log?.({ level: 'info', message: 'started', at })
+      call.observer?.progress?.({ progress: 1, total: 4, message: 'step 1' })
+      await released
+      call.observer?.progress?.({ progress: 4, total: 4, message: 'step 4' })
+      call.observer?.log?.({ level: 'error', message: 'bad', at })
+      return { outcome: value('done') }
     },
   })
   const { client } = await connect(scripted.catalog)
   const messages: Array<{ level: string; data: unknown; logger?: string }> = []
-  client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => void messages.push(notification.params))
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
+    messages.push(notification.params)
+    if (notification.params.data === 'started') release()
+  })
   await client.setLoggingLevel('info')
-  const progress: number[] = []
-  await client.callTool({ name: 'work' }, undefined, { onprogress: (notification) => progress.push(notification.progress) })
-  assert.deepEqual(messages.map((message) => [message.level, message.data, message.logger]), [['info', 'started', 'work'], ['error', 'bad', 'work']])
-  assert.ok(progress.length >= 3, `progress ${progress}`)
-  assert.deepEqual([...progress].sort((left, right) => left - right), progress)
+  const progress: Array<{ progress: number; total?: number; message?: string }> = []
+  await client.callTool({ name: 'work' }, undefined, { onprogress: (notification) => progress.push(notification) })
+  assert.deepEqual(messages.map((message) => [message.level, message.data, message.logger]), [['info', 'started', 'work'], ['error', 'bad', 'work']], 'the call could only finish because "started" arrived while it ran')
+  const values = progress.map((report) => report.progress)
+  assert.deepEqual([...values].sort((left, right) => left - right), values, 'progress keeps increasing')
+  const first = progress.findIndex((report) => report.message === 'step 1')
+  const fourth = progress.find((report) => report.message === 'step 4')!
+  assert.ok(first >= 1 && fourth, JSON.stringify(progress))
+  const base = progress[first]!.progress - 1
+  assert.deepEqual([progress[first]!.total, fourth.progress, fourth.total], [base + 4, base + 4, base + 4], 'the function\'s figures, offset past the reports before them')
+  assert.ok(!progress.slice(first + 1).some((report) => report.message?.startsWith('running')), 'no "still running" reports once the function reports itself')
   await client.close()
 })
 

@@ -61,6 +61,11 @@ export function createFunctionServer(options: FunctionServerOptions, scope: Func
         source: 'mcp',
         consumer: scope.consumer,
         signal: extra.signal,
+        // Log lines and the function's own progress reach the client while it runs.
+        observer: {
+          log: (line) => logging.forward(line, entry.function.name, extra),
+          progress: (report) => progress.relay(report.progress, report.total, report.message),
+        },
       })
       result = await progress.during(call, `running ${entry.function.name}`)
     } catch (error) {
@@ -68,7 +73,6 @@ export function createFunctionServer(options: FunctionServerOptions, scope: Func
       if (isImprunError(error, 'not_found')) throw unknownTool(toolName)
       return toToolResult(error, services.reportInternalError)
     }
-    await logging.forward(result.logs, entry.function.name, extra)
     const { outcome } = result
     progress.report(Math.round(result.durationMs) + 1, Math.round(result.durationMs) + 1, outcome.ok ? 'done' : `failed: ${outcome.code}`)
     if (outcome.ok) return functionToolResult(outcome.value, { empty: outcome.empty, hasOutputSchema: entry.hasOutputSchema })

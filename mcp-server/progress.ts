@@ -19,18 +19,27 @@ export interface ProgressReporter {
    * call sends one or two reports and a slow one is not silent.
    */
   during<T>(work: Promise<T>, message: string): Promise<T>
+  /**
+   * Passes on a report of the work itself (a function's `ctx.progress(done, total, message)`):
+   * from the first one on, the "still running" reports stop, and the work's figures are sent
+   * offset by what was reported before, so that progress keeps increasing as the spec requires.
+   */
+  relay(progress: number, total?: number, message?: string): void
 }
 
 const silent: ProgressReporter = {
   enabled: false,
   report() {},
   during: (work) => work,
+  relay() {},
 }
 
 export function progressReporter(extra: Pick<RequestExtra, '_meta' | 'sendNotification'>): ProgressReporter {
   const token = extra._meta?.progressToken
   if (token === undefined) return silent
   let last = -1
+  /** Set at the work's first own report: the offset of its figures. */
+  let relayBase: number | null = null
   const report = (progress: number, total?: number, message?: string) => {
     // The spec wants progress to increase; equal values (a fast clock) are nudged.
     const value = progress > last ? progress : last + 1
@@ -44,11 +53,16 @@ export function progressReporter(extra: Pick<RequestExtra, '_meta' | 'sendNotifi
   return {
     enabled: true,
     report,
+    relay(progress, total, message) {
+      relayBase ??= last + 1
+      report(relayBase + Math.max(0, progress), total === undefined ? undefined : relayBase + Math.max(0, total), message)
+    },
     async during(work, message) {
       const started = performance.now()
       let delay = 25
       let timer: NodeJS.Timeout | undefined
       const tick = () => {
+        if (relayBase !== null) return
         report(Math.round(performance.now() - started), undefined, `${message} (${Math.round(performance.now() - started)} ms)`)
         delay = Math.min(delay * 2, 5000)
         timer = setTimeout(tick, delay)

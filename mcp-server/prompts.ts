@@ -61,7 +61,8 @@ export default async function (ctx: { input: z.infer<typeof input> } & Record<st
 - \`ctx.env.NAME\`: environment variables and secrets of the environment (set with variable_set); never hard-code keys.
 - \`ctx.fetch(url, init)\` / \`ctx.imp.fetch\`: outbound HTTP to public addresses only.
 - \`ctx.imp.invoke(name, input)\`: call another function of the same environment.
-- \`ctx.log.info|warn|error|debug(...)\`: log lines, kept with the invocation.
+- \`ctx.log.info|warn|error|debug(...)\`: log lines, kept with the invocation (an MCP caller sees them as they are written).
+- \`ctx.progress(done, total?, message?)\`: progress of long work, sent to an MCP caller as progress notifications.
 - Errors: \`ctx.fail(404, 'no such user')\` (or throw an Error with a numeric \`status\`) gives that 4xx/5xx over HTTP and an isError tool result over MCP; any other throw is a 500 with its message. Never let an expected case throw a 500.
 - \`ctx.setStatus(201)\`, \`ctx.setHeader(name, value)\`, \`ctx.request\` (method, path, query, headers, body) for HTTP-specific behaviour.
 - To answer an MCP caller with images, audio or resources, a function without an \`output\` schema may return exactly \`{ content: [ …MCP content blocks… ] }\`.

@@ -16,8 +16,11 @@ const severity: readonly LoggingLevel[] = ['debug', 'info', 'notice', 'warning',
 const levelOfLine: Record<LogLine['level'], LoggingLevel> = { debug: 'debug', info: 'info', warn: 'warning', error: 'error' }
 
 export interface LogForwarder {
-  /** Sends a function's log lines on the request's stream, at or above the client's level. */
-  forward(lines: readonly LogLine[], logger: string, extra: Pick<RequestExtra, 'sendNotification'>): Promise<void>
+  /**
+   * Sends a function's log line on the request's stream as it is written, if at or above the
+   * client's level (fire and forget; lines go out in the order written).
+   */
+  forward(line: LogLine, logger: string, extra: Pick<RequestExtra, 'sendNotification'>): void
 }
 
 /** Installs `logging/setLevel` on a server (declared with the logging capability). */
@@ -29,12 +32,10 @@ export function installLogging(server: Server): LogForwarder {
     return {}
   })
   return {
-    async forward(lines, logger, extra) {
-      for (const line of lines) {
-        const level = levelOfLine[line.level]
-        if (severity.indexOf(level) < minimum) continue
-        await extra.sendNotification({ method: 'notifications/message', params: { level, logger, data: line.message } }).catch(() => {})
-      }
+    forward(line, logger, extra) {
+      const level = levelOfLine[line.level]
+      if (severity.indexOf(level) < minimum) return
+      extra.sendNotification({ method: 'notifications/message', params: { level, logger, data: line.message } }).catch(() => {})
     },
   }
 }

@@ -152,6 +152,7 @@ export class EmbeddedRuntime extends EnvironmentRegistry {
           env: environment.env,
           requestId,
           signal: call.signal,
+          ...(call.observer ? { observer: call.observer } : {}),
         })
         return record(call.gatewayId, call.stage, live.name, live.version, call.source, call.consumer ?? null, { requestId, version: live.version, ...result })
       },
@@ -172,6 +173,7 @@ export class EmbeddedRuntime extends EnvironmentRegistry {
             env: environment.env,
             requestId,
             signal: call.signal,
+            ...(call.observer ? { observer: call.observer } : {}),
           })
           return record(call.gatewayId, call.stage, call.name, null, 'draft', null, { requestId, version: 0, ...result })
         } finally {
@@ -193,6 +195,9 @@ export class EmbeddedRuntime extends EnvironmentRegistry {
       loadCode: () => this.registry.codeOf(caller.gatewayId, live.versionId),
       input,
       depth: (caller.depth ?? 0) + 1,
+      // Its log lines reach the caller's observer marked with its name, as they reach the
+      // caller's logs; its progress is its own business (the caller reports its own).
+      observer: caller.observer?.log ? { log: (line) => caller.observer!.log!({ ...line, message: `[${name}] ${line.message}` }) } : undefined,
     })
   }
 }

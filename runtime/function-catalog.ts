@@ -5,7 +5,7 @@
  * limited, logged and attributed like an HTTP request.
  */
 import type { FunctionMetadata, Stage } from '../control/ports.ts'
-import type { InvocationOutcome, LogLine } from './sandbox/function-sandbox.ts'
+import type { InvocationObserver, InvocationOutcome, LogLine } from './sandbox/function-sandbox.ts'
 
 export interface CatalogFunction {
   name: string
@@ -26,6 +26,8 @@ export interface FunctionCall {
   consumer?: string | null
   requestId?: string
   signal?: AbortSignal
+  /** Told of log lines and `ctx.progress` reports as they happen. */
+  observer?: InvocationObserver
 }
 
 export interface FunctionCallResult {
@@ -45,6 +47,8 @@ export interface DraftCall {
   input: unknown
   requestId?: string
   signal?: AbortSignal
+  /** Told of log lines and `ctx.progress` reports as they happen. */
+  observer?: InvocationObserver
 }
 
 export interface EnvironmentChange {

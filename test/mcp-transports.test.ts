@@ -13,7 +13,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
+import { LoggingMessageNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import { startEmbeddedPlatform, type EmbeddedPlatform } from '../control/platform.ts'
 import { createDefaultCompiler } from '../runtime/compile/index.ts'
 
@@ -206,4 +206,26 @@ test('Streamable HTTP, sessions: a client whose connection dropped resumes with 
   assert.equal(unknown.status, 400)
   await unknown.body?.cancel()
   await fetch(url, { method: 'DELETE', headers: withSession })
+})
+
+test('a function\'s console lines and ctx.progress reach the MCP client while it runs', async () => {
+  const admin = { ...headers(token), 'content-type': 'application/json' }
+  const steps = "export const description = 'Works in steps'\nexport default async function (ctx) {\n  for (let step = 1; step <= 3; step++) {\n    console.log('step ' + step)\n    ctx.progress(step, 3, 'step ' + step + ' of 3')\n    await new Promise((resolve) => setTimeout(resolve, 150))\n  }\n  return { steps: 3 }\n}\n"
+  assert.equal((await fetch(`${platform.url}/admin/gateways/echo/functions/steps`, { method: 'PUT', headers: admin, body: JSON.stringify({ source: steps }) })).status, 200)
+  assert.equal((await fetch(`${platform.url}/admin/gateways/echo/functions/steps/publish`, { method: 'POST', headers: admin, body: '{}' })).status, 200)
+  const client = new Client({ name: 'live', version: '1' })
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${platform.url}/mcp/echo/dev`), { requestInit: { headers: headers(key) } }))
+  const started = performance.now()
+  const lines: Array<[string, number]> = []
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => void lines.push([String(notification.params.data), performance.now() - started]))
+  const reports: Array<{ progress: number; total?: number; message?: string }> = []
+  const result = (await client.callTool({ name: 'steps' }, undefined, { onprogress: (report) => reports.push(report) })) as CallToolResult
+  const finished = performance.now() - started
+  assert.deepEqual(result.structuredContent, { steps: 3 })
+  assert.deepEqual(lines.map(([text]) => text), ['step 1', 'step 2', 'step 3'])
+  assert.ok(lines[0]![1] < finished - 250, `the first line came ${Math.round(finished - lines[0]![1])} ms before the result, not with it`)
+  const own = reports.filter((report) => report.message?.endsWith('of 3'))
+  assert.deepEqual(own.map((report) => report.message), ['step 1 of 3', 'step 2 of 3', 'step 3 of 3'])
+  assert.equal(own.at(-1)!.progress, own.at(-1)!.total, 'the last step is all of it')
+  await client.close()
 })

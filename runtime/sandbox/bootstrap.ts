@@ -9,6 +9,7 @@ export const bootstrapSource = String.raw`
   'use strict';
   const callHost = (name, args) => bridge.apply(undefined, [name, args], { arguments: { copy: true }, result: { promise: true, copy: true } });
   const logHost = (invocationId, level, message) => bridge.apply(undefined, ['log', [invocationId, level, message]], { arguments: { copy: true } }).catch(() => {});
+  const progressHost = (invocationId, progress, total, message) => bridge.apply(undefined, ['progress', [invocationId, progress, total, message]], { arguments: { copy: true } }).catch(() => {});
   const stringify = (value) => {
     if (typeof value === 'string') return value;
     try { return JSON.stringify(value); } catch { return String(value); }
@@ -166,6 +167,10 @@ export const bootstrapSource = String.raw`
       function: invocation.functionName,
       requestId: invocation.requestId,
       log,
+      progress(progress, total, message) {
+        if (typeof progress !== 'number' || !Number.isFinite(progress)) throw new FunctionError(500, 'progress needs a number: ctx.progress(done, total?, message?)', 'invalid_progress');
+        progressHost(id, progress, typeof total === 'number' && Number.isFinite(total) ? total : null, message === undefined ? null : String(message));
+      },
       setStatus(code) {
         if (!Number.isInteger(code) || code < 100 || code > 599) throw new FunctionError(500, 'setStatus needs an HTTP status code from 100 to 599', 'invalid_status');
         response.status = code;

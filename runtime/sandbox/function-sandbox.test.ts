@@ -7,7 +7,7 @@ import { createSqliteStore } from '../../control/adapters/sqlite/sqlite-store.ts
 import { ImprunError } from '../../control/errors.ts'
 import type { Store } from '../../control/ports.ts'
 import { createDefaultCompiler } from '../compile/index.ts'
-import { FunctionSandbox, type InvocationRequest, type InvocationResult } from './function-sandbox.ts'
+import { FunctionSandbox, type InvocationObserver, type InvocationRequest, type InvocationResult, type LogLine, type ProgressReport } from './function-sandbox.ts'
 import { createTenantDatabase } from './tenant-database.ts'
 
 const compiler = createDefaultCompiler()
@@ -42,7 +42,7 @@ async function deploy(gatewayId: string, name: string, source: string): Promise<
 }
 
 let versions = 0
-function run(gatewayId: string, name: string, input: unknown = {}, depth = 0): Promise<InvocationResult> {
+function run(gatewayId: string, name: string, input: unknown = {}, depth = 0, observer?: InvocationObserver): Promise<InvocationResult> {
   const code = codes.get(`${gatewayId}/${name}`)
   if (!code) throw new Error(`no ${name}`)
   const request: InvocationRequest = {
@@ -56,6 +56,7 @@ function run(gatewayId: string, name: string, input: unknown = {}, depth = 0): P
     env: { GREETING: 'hello' },
     requestId: `r${++versions}`,
     depth,
+    ...(observer ? { observer } : {}),
   }
   return sandbox.invoke(request)
 }
@@ -221,6 +222,27 @@ test('console, timers and fetch outside ctx belong to their own invocation while
   assert.deepEqual(a.outcome, { ok: true, status: 200, headers: {}, value: 1, empty: false }, 'the timer set after the other invocation ended still fires')
   assert.deepEqual(a.logs.map((line) => line.message), ['log of 1'])
   assert.deepEqual(b.logs.map((line) => line.message), ['log of 2'])
+})
+
+test('an observer hears log lines and ctx.progress as they happen; bad progress is the function\'s error', async () => {
+  await deploy('g', 'observed', `export default async (ctx) => {
+    console.log('one')
+    ctx.progress(1, 2, 'half')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    ctx.log.warn('two')
+    ctx.progress(2, 2)
+    try { ctx.progress('lots') } catch (error) { return error.message }
+    return 'unreachable'
+  }`)
+  const heard: Array<LogLine | ProgressReport> = []
+  const result = await run('g', 'observed', {}, 0, { log: (line) => heard.push(line), progress: (report) => heard.push(report) })
+  assert.deepEqual(result.outcome, { ok: true, status: 200, headers: {}, value: 'progress needs a number: ctx.progress(done, total?, message?)', empty: false })
+  assert.deepEqual(
+    heard.map((item) => ('progress' in item ? item : item.message)),
+    ['one', { progress: 1, total: 2, message: 'half' }, 'two', { progress: 2, total: 2 }],
+  )
+  const failing = await run('g', 'observed', {}, 0, { log: () => { throw new Error('observer broke') } })
+  assert.equal(failing.outcome.ok, true, "an observer's failure does not fail the invocation")
 })
 
 test('many functions called in turn stay within the memory limit: released contexts are freed', async () => {

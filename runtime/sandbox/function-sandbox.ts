@@ -29,6 +29,19 @@ export interface InvocationRequest {
   /** Depth of nested `ctx.imp.invoke` calls; the first call is 0. */
   depth?: number
   signal?: AbortSignal
+  /** Told of log lines and `ctx.progress` reports while the invocation runs (MCP streams them). */
+  observer?: InvocationObserver
+}
+
+export interface ProgressReport {
+  progress: number
+  total?: number
+  message?: string
+}
+
+export interface InvocationObserver {
+  log?(line: LogLine): void
+  progress?(report: ProgressReport): void
 }
 
 export interface LogLine {
@@ -102,6 +115,8 @@ interface ActiveInvocation {
   request: InvocationRequest
   logs: LogLine[]
   abort: AbortController
+  /** `ctx.progress` reports so far (capped like log lines). */
+  progressReports: number
 }
 
 /** A context with the bootstrap in place and no function evaluated in it yet. */
@@ -181,7 +196,7 @@ export class FunctionSandbox {
     let timer: NodeJS.Timeout | undefined
     try {
       warm = await this.warmContext(gateway, request)
-      gateway.active.set(id, { request, logs, abort })
+      gateway.active.set(id, { request, logs, abort, progressReports: 0 })
       const invocation = JSON.stringify({
         id,
         input: request.input ?? {},
@@ -439,10 +454,19 @@ export class FunctionSandbox {
     if (name === 'log') {
       if (!invocation || invocation.logs.length >= this.limits.maxLogLines) return undefined
       const level = ['debug', 'info', 'warn', 'error'].includes(String(args[1])) ? (String(args[1]) as LogLine['level']) : 'info'
-      invocation.logs.push({ level, message: String(args[2]).slice(0, 8192), at: new Date().toISOString() })
+      const line: LogLine = { level, message: String(args[2]).slice(0, 8192), at: new Date().toISOString() }
+      invocation.logs.push(line)
+      observe(() => invocation.request.observer?.log?.(line))
       if (invocation.logs.length === this.limits.maxLogLines) {
-        invocation.logs.push({ level: 'warn', message: `log truncated after ${this.limits.maxLogLines} lines`, at: new Date().toISOString() })
+        const truncated: LogLine = { level: 'warn', message: `log truncated after ${this.limits.maxLogLines} lines`, at: new Date().toISOString() }
+        invocation.logs.push(truncated)
+        observe(() => invocation.request.observer?.log?.(truncated))
       }
+      return undefined
+    }
+    if (name === 'progress') {
+      const report = progressReport(args)
+      if (invocation && report && invocation.progressReports++ < this.limits.maxLogLines) observe(() => invocation.request.observer?.progress?.(report))
       return undefined
     }
     try {
@@ -533,6 +557,25 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', stop, { once: true })
   })
+}
+
+/** An observer's failure is its own business: the invocation goes on. */
+function observe(notify: () => void): void {
+  try {
+    notify()
+  } catch {
+    // ignored
+  }
+}
+
+/** `[invocationId, progress, total, message]` from the bridge, checked; null when unusable. */
+function progressReport(args: unknown[]): ProgressReport | null {
+  const [, progress, total, message] = args
+  if (typeof progress !== 'number' || !Number.isFinite(progress)) return null
+  const report: ProgressReport = { progress }
+  if (typeof total === 'number' && Number.isFinite(total)) report.total = total
+  if (typeof message === 'string') report.message = message.slice(0, 1000)
+  return report
 }
 
 function parseJson(value: unknown): unknown {

@@ -20,6 +20,7 @@ import {
   type CallToolResult,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js'
+import type { LogLine, ProgressReport } from '../runtime/sandbox/function-sandbox.ts'
 import type { McpServices } from './mcp-services.ts'
 import { progressReporter } from './progress.ts'
 import { getPrompt, promptArgumentsCompletedAsGateway, prompts } from './prompts.ts'
@@ -60,7 +61,7 @@ export function createManagementServer(services: McpServices, tools: ManagementT
     capabilities: { tools: {}, resources: {}, prompts: {}, completions: {}, logging: {} },
     instructions,
   })
-  installLogging(server)
+  const logging = installLogging(server)
 
   server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: tools.listing }))
 
@@ -69,7 +70,12 @@ export function createManagementServer(services: McpServices, tools: ManagementT
     if (!definition) throw unknownTool(request.params.name)
     const input = parseArguments(definition, request.params.arguments)
     try {
-      const value = await definition.handler(input, { signal: extra.signal, progress: progressReporter(extra) })
+      const progress = progressReporter(extra)
+      const observe = (functionName: string) => ({
+        log: (line: LogLine) => logging.forward(line, functionName, extra),
+        progress: (report: ProgressReport) => progress.relay(report.progress, report.total, report.message),
+      })
+      const value = await definition.handler(input, { signal: extra.signal, progress, observe })
       // JSON first: what goes on the wire is JSON, and the schema checks that, not class instances.
       return structuredResult(definition.output.parse(JSON.parse(JSON.stringify(value))))
     } catch (error) {

@@ -7,6 +7,7 @@
 import { ErrorCode, McpError, type CallToolResult, type Tool, type ToolAnnotations } from '@modelcontextprotocol/sdk/types.js'
 import { z } from 'zod'
 import { clientToolSchema } from '../runtime/tool-schema.ts'
+import type { InvocationObserver } from '../runtime/sandbox/function-sandbox.ts'
 import type { ProgressReporter } from './progress.ts'
 
 /** What a handler gets besides its validated arguments. */
@@ -15,6 +16,11 @@ export interface ToolCallContext {
   signal: AbortSignal
   /** Progress notifications; a no-op when the client sent no progressToken. */
   progress: ProgressReporter
+  /**
+   * Watches a function call made for this request: its log lines go to the client as log
+   * notifications (logger: the function's name), its `ctx.progress` as this request's progress.
+   */
+  observe(functionName: string): InvocationObserver
 }
 
 export interface ToolDefinition<Input extends z.ZodType = z.ZodType, Output extends z.ZodType = z.ZodType> {

@@ -228,4 +228,16 @@ test('a function\'s console lines and ctx.progress reach the MCP client while it
   assert.deepEqual(own.map((report) => report.message), ['step 1 of 3', 'step 2 of 3', 'step 3 of 3'])
   assert.equal(own.at(-1)!.progress, own.at(-1)!.total, 'the last step is all of it')
   await client.close()
+
+  // The management tools that run functions (function_call, function_test) relay the same way.
+  const management = new Client({ name: 'live-admin', version: '1' })
+  await management.connect(new StreamableHTTPClientTransport(new URL(`${platform.url}/mcp`), { requestInit: { headers: headers(token) } }))
+  const adminLines: string[] = []
+  management.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => void adminLines.push(`${notification.params.logger}: ${String(notification.params.data)}`))
+  const adminReports: string[] = []
+  const called = (await management.callTool({ name: 'function_call', arguments: { gateway: 'echo', name: 'steps', stage: 'dev' } }, undefined, { onprogress: (report) => void adminReports.push(report.message ?? '') })) as CallToolResult
+  assert.equal(called.isError, undefined)
+  assert.deepEqual(adminLines, ['steps: step 1', 'steps: step 2', 'steps: step 3'])
+  assert.ok(adminReports.includes('step 3 of 3'), JSON.stringify(adminReports))
+  await management.close()
 })

@@ -112,6 +112,7 @@ export function functionTools(services: McpServices): AnyToolDefinition[] {
           code: compiled.code,
           input: input.input ?? {},
           signal: context.signal,
+          observer: context.observe(input.name),
         })
         const result = await context.progress.during(run, 'running')
         context.progress.report(2, 2, 'done')
@@ -281,7 +282,7 @@ export function functionTools(services: McpServices): AnyToolDefinition[] {
       output: invocationOutput,
       annotations: effects.runsCode,
       handler: async (input, context) => {
-        const call = catalog.call({ gatewayId: input.gateway, stage: input.stage, name: input.name, input: input.input ?? {}, source: 'mcp', consumer: null, signal: context.signal })
+        const call = catalog.call({ gatewayId: input.gateway, stage: input.stage, name: input.name, input: input.input ?? {}, source: 'mcp', consumer: null, signal: context.signal, observer: context.observe(input.name) })
         const result = await context.progress.during(call, `calling ${input.name}`)
         return { ...result, durationMs: round(result.durationMs) }
       },

@@ -144,6 +144,7 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
     }
     await control.stop()
     await runtime.close()
+    options.compiler.close?.()
     await store.close()
     lock.release()
     throw error
@@ -167,6 +168,7 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
       await app.close()
       await control.stop()
       await runtime.close()
+      options.compiler.close?.()
       await store.close()
       lock.release()
     },

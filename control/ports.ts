@@ -205,6 +205,12 @@ export interface Compiler {
    * is not an error (the first publish reports it).
    */
   warm?(): Promise<void>
+  /**
+   * Frees what the compiler keeps between compiles (the metadata sandbox's isolate). Optional;
+   * not final: a later compile builds them again, so closing a shared compiler is harmless.
+   * Called by the platform that warmed it when it closes.
+   */
+  close?(): void
 }
 
 // ---------------------------------------------------------------------------------------------

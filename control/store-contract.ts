@@ -144,6 +144,25 @@ export function storeContract(adapter: string, options: StoreContractOptions): v
       })
     })
 
+    it('skip and limit without a sort page in insertion order, with or without an _id filter', async (store) => {
+      const pages = store.system().collection('pages')
+      await pages.insertMany(['d', 'b', 'e', 'a', 'c'].map((_id, order) => ({ _id, order })))
+      assert.deepEqual((await pages.find({}, { skip: 1, limit: 2 })).map((page) => page._id), ['b', 'e'])
+      assert.deepEqual((await pages.find({}, { limit: 2, projection: { _id: 1 } })), [{ _id: 'd' }, { _id: 'b' }])
+      assert.deepEqual((await pages.find({}, { skip: 3 })).map((page) => page._id), ['a', 'c'])
+      assert.deepEqual((await pages.find({ _id: { $in: ['a', 'b', 'c'] } }, { skip: 1, limit: 1 })).map((page) => page._id), ['a'])
+      assert.deepEqual((await pages.find({ order: { $gte: 1 } }, { skip: 1, limit: 2 })).map((page) => page._id), ['e', 'a'])
+    })
+
+    it('update operators that evaluate conditions or sort: $pull by query, $addToSet $each, $push $each $sort $slice', async (store) => {
+      const scores = store.system().collection<StoredDocument & { results: Array<{ score: number }>; tags: string[] }>('scores')
+      await scores.insertOne({ _id: 's', results: [{ score: 3 }, { score: 8 }, { score: 5 }], tags: ['a', 'b'] })
+      await scores.updateOne({ _id: 's' }, { $pull: { results: { score: { $lt: 5 } }, tags: { $in: ['b', 'z'] } } })
+      assert.deepEqual(await scores.findOne({ _id: 's' }), { _id: 's', results: [{ score: 8 }, { score: 5 }], tags: ['a'] })
+      await scores.updateOne({ _id: 's' }, { $addToSet: { tags: { $each: ['a', 'c'] } }, $push: { results: { $each: [{ score: 9 }, { score: 1 }], $sort: { score: -1 }, $slice: 3 } } })
+      assert.deepEqual(await scores.findOne({ _id: 's' }), { _id: 's', results: [{ score: 9 }, { score: 8 }, { score: 5 }], tags: ['a', 'c'] })
+    })
+
     it('$set and $unset on dotted paths change one key of a nested object and keep the others', async (store) => {
       const environments = store.system().collection<StoredDocument & { plugins: Record<string, unknown> }>('environments')
       await environments.insertOne({ _id: 'prod', plugins: { 'key-auth': { header: 'apikey' }, cors: { max_age: 5 } } })

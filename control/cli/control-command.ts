@@ -119,6 +119,7 @@ export async function startClusterControlPlane(options: ClusterControlOptions): 
   } catch (error) {
     await edgeLoop.stop()
     await control.stop()
+    options.compiler.close?.()
     throw error
   }
   const port = listeningPort(app)
@@ -133,6 +134,7 @@ export async function startClusterControlPlane(options: ClusterControlOptions): 
       await app.close()
       await edgeLoop.stop()
       await control.stop()
+      options.compiler.close?.()
     },
   }
 }

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import { isImprunError, type ImprunError } from '../../control/errors.ts'
 import { createDefaultCompiler } from './index.ts'
 
 const compiler = createDefaultCompiler()
+// Its isolate (and the spare context in it) disposed before the process exits.
+after(() => compiler.close?.())
 const hometax = readFileSync(join(import.meta.dirname, '../../examples/hometax/calculateTax.ts'), 'utf8')
 const request = (files: Record<string, string>, resolveFunction?: (name: string) => Promise<Record<string, string> | null>) => ({
   gatewayId: 'g',

@@ -23,7 +23,7 @@ export interface Diagnostic {
 
 export interface EsbuildCompilerOptions {
   /** Evaluates a bundle and reads its exports (runs it in the sandbox). */
-  extractMetadata(code: string): Promise<FunctionMetadata>
+  extractMetadata: ((code: string) => Promise<FunctionMetadata>) & { close?(): void }
 }
 
 const namespace = 'imprun-function'
@@ -50,6 +50,9 @@ export function createEsbuildCompiler(options: EsbuildCompilerOptions): Compiler
         () => {},
       )
       return warming
+    },
+    close() {
+      options.extractMetadata.close?.()
     },
   }
   return compiler

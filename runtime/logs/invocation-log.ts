@@ -67,7 +67,9 @@ export class InvocationLog {
           await logs.insertMany(entries)
           const count = await logs.countDocuments({})
           if (count > this.retain * 1.2) {
-            const oldest = await logs.find({}, { sort: { seq: 1 }, limit: count - this.retain, projection: { _id: 1 } })
+            // Oldest written first: insertion order, which the store pages without reading (and
+            // parsing) the whole collection, unlike a sort on a document field.
+            const oldest = await logs.find({}, { limit: count - this.retain, projection: { _id: 1 } })
             await logs.deleteMany({ _id: { $in: oldest.map((entry) => entry._id) } })
           }
         } catch {

@@ -38,27 +38,89 @@ const inspect = `(() => {
   return JSON.stringify({ problems, description: typeof description === 'string' ? description : '', input, output });
 })()`
 
-export function createMetadataExtractor(options: MetadataExtractorOptions = {}) {
+/** The extractor's isolate and what is made once per isolate. */
+interface ExtractorIsolate {
+  isolate: ivm.Isolate
+  /** `inspect`, compiled once: a Script belongs to its isolate and runs in any of its contexts. */
+  inspect: ivm.Script | null
+}
+
+export interface MetadataExtractor {
+  (code: string): Promise<FunctionMetadata>
+  /** Disposes the isolate (and the spare context in it); a later call starts a new one. */
+  close(): void
+}
+
+export function createMetadataExtractor(options: MetadataExtractorOptions = {}): MetadataExtractor {
   const memoryLimit = options.memoryLimitMb ?? 64
   const timeout = options.timeoutMs ?? 1000
-  let isolate: ivm.Isolate | null = null
+  let current: ExtractorIsolate | null = null
+  /**
+   * One context built while no extraction runs: creating a context is mostly V8 deserializing the
+   * zod snapshot (about 2.4 ms), which the next publish then does not wait for. Each context
+   * serves one module only (a module's top-level code could leave anything in its globals).
+   */
+  let spare: { owner: ExtractorIsolate; context: Promise<ivm.Context> } | null = null
+  let spareScheduled = false
+  let running = 0
 
-  const fresh = (): { isolate: ivm.Isolate } => {
-    if (!isolate || isolate.isDisposed) isolate = new ivm.Isolate({ memoryLimit, snapshot: zodSnapshot() })
-    return { isolate }
+  const isolateInUse = (): ExtractorIsolate => {
+    if (!current || current.isolate.isDisposed) {
+      current = { isolate: new ivm.Isolate({ memoryLimit, snapshot: zodSnapshot() }), inspect: null }
+      spare = null
+    }
+    return current
   }
 
-  return async function extractMetadata(code: string): Promise<FunctionMetadata> {
-    const current = fresh()
-    const context = await current.isolate.createContext()
+  const takeSpare = async (owner: ExtractorIsolate): Promise<ivm.Context | null> => {
+    const taken = spare
+    spare = null
+    if (!taken || taken.owner !== owner) return null
+    return taken.context.catch(() => null)
+  }
+
+  /** After the answer is on its way, and only while idle: building holds the isolate's thread. */
+  const refillSpare = (): void => {
+    if (spare || spareScheduled || running > 0) return
+    spareScheduled = true
+    setImmediate(() => {
+      spareScheduled = false
+      // Only in a live isolate: none after close(), nor right after a memory bomb disposed one.
+      const owner = current
+      if (spare || running > 0 || !owner || owner.isolate.isDisposed) return
+      const context = owner.isolate.createContext()
+      const built = { owner, context }
+      context.catch(() => {
+        if (spare === built) spare = null
+      })
+      spare = built
+    })
+  }
+
+  const close = (): void => {
+    const owner = current
+    current = null
+    spare = null
+    if (owner && !owner.isolate.isDisposed) owner.isolate.dispose()
+  }
+
+  async function extractMetadata(code: string): Promise<FunctionMetadata> {
+    const owner = isolateInUse()
+    const { isolate } = owner
+    running++
+    let context: ivm.Context | null = null
     try {
+      context = (await takeSpare(owner)) ?? (await isolate.createContext())
+      const script = await isolate.compileScript(code, { filename: 'index.js' })
       try {
-        const script = await current.isolate.compileScript(code, { filename: 'index.js' })
         await script.run(context, { timeout })
       } catch (error) {
         throw compileFailed([{ file: 'index.ts', line: 1, column: 1, message: `evaluating the module failed: ${describe(error)}` }])
+      } finally {
+        script.release()
       }
-      const result = JSON.parse(await context.eval(inspect, { timeout })) as {
+      owner.inspect ??= await isolate.compileScript(inspect, { filename: 'inspect.js' })
+      const result = JSON.parse((await owner.inspect.run(context, { timeout })) as string) as {
         problems: string[]
         description: string
         input: Record<string, unknown> | null
@@ -72,10 +134,16 @@ export function createMetadataExtractor(options: MetadataExtractorOptions = {}) 
       if (error instanceof ImprunError) throw error
       throw compileFailed([{ file: 'index.ts', line: 1, column: 1, message: describe(error) }])
     } finally {
-      context.release()
-      if (current.isolate.isDisposed) isolate = null
+      running--
+      if (isolate.isDisposed) {
+        // A memory bomb: the isolate and every context in it are gone; the next call makes new ones.
+        if (current === owner) current = null
+        if (spare?.owner === owner) spare = null
+      } else context?.release()
+      refillSpare()
     }
   }
+  return Object.assign(extractMetadata, { close })
 }
 
 function describe(error: unknown): string {

@@ -10,7 +10,9 @@
 import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
-import { Query, update as applyUpdate } from 'mingo'
+import { Query, update as applyUpdateWithExpressions } from 'mingo'
+import { Context } from 'mingo/core'
+import { update as applyUpdate } from 'mingo/updater'
 import { ImprunError } from '../../errors.ts'
 import type {
   ChangeEvent,
@@ -586,7 +588,8 @@ class SqliteCollection<T extends StoredDocument> implements Collection<T> {
     await this.connection.idle(this.inTransaction)
     return this.write(() => {
       for (const document of prepared) this.insertRow(document)
-      return prepared.map((document) => structuredClone(document) as T)
+      // Fresh copies already (prepareInsert) and kept nowhere: the caller may have them.
+      return prepared as T[]
     })
   }
 
@@ -765,24 +768,33 @@ class SqliteCollection<T extends StoredDocument> implements Collection<T> {
     if (!this.connection.tableExists(this.name)) return []
     const { where, parameters } = this.pushDown(filter)
     const table = tableName(this.name)
+    // No filter, or one on `_id` alone (a string or `$in` of strings), is answered exactly by the
+    // SQL; mingo then only sorts, skips, limits and projects (its `$in` is quadratic in big lists).
+    const keys = Object.keys(filter)
+    const exact = keys.length === 0 || (keys.length === 1 && (typeof filter._id === 'string' || isInOfStrings(filter._id)))
+    // In insertion order, skip and limit go to SQL as well: only the rows returned are parsed
+    // (the invocation log trims its oldest entries this way, a few thousand rows per table).
+    const limit = options.limit !== undefined && Number.isFinite(options.limit) && options.limit > 0 ? Math.floor(options.limit) : undefined
+    const skip = options.skip && Number.isFinite(options.skip) && options.skip > 0 ? Math.floor(options.skip) : 0
+    const paged = exact && !(options.sort && Object.keys(options.sort).length > 0) && (limit !== undefined || skip > 0)
+    const page = paged ? ` LIMIT ${limit ?? -1} OFFSET ${skip}` : ''
     const rows = this.connection
-      .statement(`SELECT seq, id, doc FROM ${table}${where} ORDER BY seq`)
+      .statement(`SELECT seq, id, doc FROM ${table}${where} ORDER BY seq${page}`)
       .all(...parameters) as unknown as Row[]
     const documents = rows.map((row) => JSON.parse(row.doc) as StoredDocument)
-    // A filter on `_id` alone (a string or `$in` of strings) is answered exactly by the SQL;
-    // mingo then only sorts, skips, limits and projects (its `$in` is quadratic in big lists).
-    const exact = Object.keys(filter).length === 1 && (typeof filter._id === 'string' || isInOfStrings(filter._id))
     let query: Query
     try {
-      query = new Query(exact ? {} : filter, {})
+      query = exact ? matchAll : new Query(filter, {})
     } catch (error) {
       throw new ImprunError('bad_request', `invalid filter: ${(error as Error).message}`, { cause: error })
     }
     let cursor = query.find<StoredDocument>(documents)
     if (options.sort && Object.keys(options.sort).length > 0) cursor = cursor.sort(options.sort)
-    if (options.skip) cursor = cursor.skip(options.skip)
-    if (options.limit !== undefined && Number.isFinite(options.limit) && options.limit > 0) {
-      cursor = cursor.limit(options.limit)
+    if (!paged) {
+      if (options.skip) cursor = cursor.skip(options.skip)
+      if (options.limit !== undefined && Number.isFinite(options.limit) && options.limit > 0) {
+        cursor = cursor.limit(options.limit)
+      }
     }
     let results: StoredDocument[]
     try {
@@ -792,7 +804,7 @@ class SqliteCollection<T extends StoredDocument> implements Collection<T> {
       throw new ImprunError('bad_request', `invalid filter: ${(error as Error).message}`, { cause: error })
     }
     if (options.projection && Object.keys(options.projection).length > 0) {
-      const projected = new Query({}, {}).find<StoredDocument>(results, options.projection)
+      const projected = matchAll.find<StoredDocument>(results, options.projection)
       results = projected.all() as StoredDocument[]
     }
     return results.map((document) => ({ document }))
@@ -834,12 +846,37 @@ function isInOfStrings(value: unknown): value is { $in: string[] } {
   return keys.length === 1 && Array.isArray(list) && list.length > 0 && list.every((item) => typeof item === 'string')
 }
 
+/**
+ * mingo copies the operator tables of a query's context for every query and update; its default
+ * entry point puts all of them (about 300 operators) in that context. A Query holds its copy, so
+ * one that matches everything serves every filter answered by the SQL alone, and projections.
+ */
+const matchAll = new Query({}, {})
+
+/**
+ * An update needs the query operators and the boolean and comparison expressions, which mingo's
+ * updater adds itself to the context it is given; the other expression operators are reachable
+ * only through `$expr` in a condition ($pull, arrayFilters). Starting from an empty context
+ * instead of the default one is about 20 µs per update instead of 80.
+ */
+const updateContext = Context.init()
+
 function applyModifier(document: Record<string, unknown>, modifier: Record<string, unknown>): boolean {
   try {
-    return applyUpdate(document, modifier as never, undefined, undefined, { cloneMode: 'deep' }).length > 0
+    const changed = hasKey(modifier, '$expr')
+      ? applyUpdateWithExpressions(document, modifier as never, undefined, undefined, { cloneMode: 'deep' })
+      : applyUpdate(document, modifier as never, undefined, undefined, { cloneMode: 'deep', queryOptions: { context: updateContext } })
+    return changed.length > 0
   } catch (error) {
     throw new ImprunError('bad_request', `invalid update: ${(error as Error).message}`, { cause: error })
   }
+}
+
+function hasKey(value: unknown, key: string): boolean {
+  if (Array.isArray(value)) return value.some((item) => hasKey(item, key))
+  if (value === null || typeof value !== 'object') return false
+  for (const [name, inner] of Object.entries(value)) if (name === key || hasKey(inner, key)) return true
+  return false
 }
 
 function mapSqliteError(error: unknown, collection: string): unknown {

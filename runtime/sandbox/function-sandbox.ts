@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto'
 import ivm from 'isolated-vm'
 import { z } from 'zod'
 import { ImprunError, toImprunError } from '../../control/errors.ts'
+import { IdleSpare } from './idle-spare.ts'
 import { zodSnapshot } from './zod-snapshot.ts'
 import { bootstrapSource } from './bootstrap.ts'
 
@@ -143,14 +144,12 @@ class GatewayIsolate {
   lastUsed = Date.now()
   catastrophic: string | null = null
   /**
-   * One bare context kept ready once the gateway has run something: building a context is
-   * mostly V8 deserializing the zod snapshot (about 2.5 ms), which a new version (a publish
-   * just seen, a cold version's first call) then does not wait for.
+   * One bare context kept ready once the gateway has run something, for a new version (a
+   * publish just seen, a cold version's first call); refilled when the isolate is idle.
    */
-  spare: Promise<BareContext> | null = null
-  spareScheduled = false
+  readonly spare: IdleSpare<BareContext>
 
-  constructor(memoryLimitMb: number) {
+  constructor(memoryLimitMb: number, bareContext: (gateway: GatewayIsolate) => Promise<BareContext>) {
     this.isolate = new ivm.Isolate({
       memoryLimit: memoryLimitMb,
       snapshot: zodSnapshot(),
@@ -158,6 +157,10 @@ class GatewayIsolate {
         this.catastrophic = message
       },
     })
+    this.spare = new IdleSpare(
+      () => bareContext(this),
+      () => this.running === 0 && !this.disposed && !this.catastrophic,
+    )
   }
 
   get disposed(): boolean {
@@ -230,7 +233,7 @@ export class FunctionSandbox {
       gateway.active.delete(id)
       if (warm) this.release(gateway, warm)
       this.leave(gateway)
-      this.refillSpare(gateway)
+      gateway.spare.refill()
       if (gateway.disposed && this.gateways.get(request.gatewayId) === gateway) this.gateways.delete(request.gatewayId)
     }
   }
@@ -304,7 +307,7 @@ export class FunctionSandbox {
     }
     if (gateway && !gateway.disposed) gateway.isolate.dispose()
     this.evictIsolates()
-    gateway = new GatewayIsolate(this.limits.memoryLimitMb)
+    gateway = new GatewayIsolate(this.limits.memoryLimitMb, (owner) => this.bareContext(owner))
     this.gateways.set(gatewayId, gateway)
     return gateway
   }
@@ -372,7 +375,7 @@ export class FunctionSandbox {
   private async createContext(gateway: GatewayIsolate, request: Pick<InvocationRequest, 'functionName' | 'versionId' | 'loadCode'>): Promise<WarmContext> {
     const code = await request.loadCode()
     const { isolate } = gateway
-    const { context, run } = (await this.takeSpare(gateway)) ?? (await this.bareContext(gateway))
+    const { context, run } = (await gateway.spare.take()) ?? (await this.bareContext(gateway))
     try {
       const script = await isolate.compileScript(code, { filename: `${request.functionName}.js` })
       try {
@@ -403,32 +406,6 @@ export class FunctionSandbox {
       if (!isolate.isDisposed) context.release()
       throw error
     }
-  }
-
-  /** The gateway's spare context, if one is ready or being built (null when it failed). */
-  private async takeSpare(gateway: GatewayIsolate): Promise<BareContext | null> {
-    const spare = gateway.spare
-    gateway.spare = null
-    return spare ? spare.catch(() => null) : null
-  }
-
-  /**
-   * Builds the next spare once the isolate is idle: started while an invocation runs, it would
-   * hold the isolate (one thread per isolate) and delay that invocation instead.
-   */
-  private refillSpare(gateway: GatewayIsolate): void {
-    if (gateway.spare || gateway.spareScheduled || gateway.running > 0 || gateway.disposed || gateway.catastrophic) return
-    gateway.spareScheduled = true
-    // After the answer is on its way.
-    setImmediate(() => {
-      gateway.spareScheduled = false
-      if (gateway.spare || gateway.running > 0 || gateway.disposed || gateway.catastrophic) return
-      const spare = this.bareContext(gateway)
-      spare.catch(() => {
-        if (gateway.spare === spare) gateway.spare = null
-      })
-      gateway.spare = spare
-    })
   }
 
   private release(gateway: GatewayIsolate, warm: WarmContext): void {

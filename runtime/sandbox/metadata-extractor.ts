@@ -8,6 +8,7 @@ import ivm from 'isolated-vm'
 import { ImprunError } from '../../control/errors.ts'
 import type { FunctionMetadata } from '../../control/ports.ts'
 import { compileFailed } from '../compile/esbuild-compiler.ts'
+import { IdleSpare } from './idle-spare.ts'
 import { zodSnapshot } from './zod-snapshot.ts'
 
 export interface MetadataExtractorOptions {
@@ -43,6 +44,11 @@ interface ExtractorIsolate {
   isolate: ivm.Isolate
   /** `inspect`, compiled once: a Script belongs to its isolate and runs in any of its contexts. */
   inspect: ivm.Script | null
+  /**
+   * A context built while no extraction runs, for the next publish. Each context serves one
+   * module only (a module's top-level code could leave anything in its globals).
+   */
+  spare: IdleSpare<ivm.Context>
 }
 
 export interface MetadataExtractor {
@@ -55,52 +61,28 @@ export function createMetadataExtractor(options: MetadataExtractorOptions = {}):
   const memoryLimit = options.memoryLimitMb ?? 64
   const timeout = options.timeoutMs ?? 1000
   let current: ExtractorIsolate | null = null
-  /**
-   * One context built while no extraction runs: creating a context is mostly V8 deserializing the
-   * zod snapshot (about 2.4 ms), which the next publish then does not wait for. Each context
-   * serves one module only (a module's top-level code could leave anything in its globals).
-   */
-  let spare: { owner: ExtractorIsolate; context: Promise<ivm.Context> } | null = null
-  let spareScheduled = false
   let running = 0
 
   const isolateInUse = (): ExtractorIsolate => {
     if (!current || current.isolate.isDisposed) {
-      current = { isolate: new ivm.Isolate({ memoryLimit, snapshot: zodSnapshot() }), inspect: null }
-      spare = null
+      const isolate = new ivm.Isolate({ memoryLimit, snapshot: zodSnapshot() })
+      // Only in the live isolate in use: none after close(), nor after a memory bomb disposed it.
+      const owner: ExtractorIsolate = {
+        isolate,
+        inspect: null,
+        spare: new IdleSpare(
+          () => isolate.createContext(),
+          () => running === 0 && current === owner && !isolate.isDisposed,
+        ),
+      }
+      current = owner
     }
     return current
-  }
-
-  const takeSpare = async (owner: ExtractorIsolate): Promise<ivm.Context | null> => {
-    const taken = spare
-    spare = null
-    if (!taken || taken.owner !== owner) return null
-    return taken.context.catch(() => null)
-  }
-
-  /** After the answer is on its way, and only while idle: building holds the isolate's thread. */
-  const refillSpare = (): void => {
-    if (spare || spareScheduled || running > 0) return
-    spareScheduled = true
-    setImmediate(() => {
-      spareScheduled = false
-      // Only in a live isolate: none after close(), nor right after a memory bomb disposed one.
-      const owner = current
-      if (spare || running > 0 || !owner || owner.isolate.isDisposed) return
-      const context = owner.isolate.createContext()
-      const built = { owner, context }
-      context.catch(() => {
-        if (spare === built) spare = null
-      })
-      spare = built
-    })
   }
 
   const close = (): void => {
     const owner = current
     current = null
-    spare = null
     if (owner && !owner.isolate.isDisposed) owner.isolate.dispose()
   }
 
@@ -110,7 +92,7 @@ export function createMetadataExtractor(options: MetadataExtractorOptions = {}):
     running++
     let context: ivm.Context | null = null
     try {
-      context = (await takeSpare(owner)) ?? (await isolate.createContext())
+      context = (await owner.spare.take()) ?? (await isolate.createContext())
       const script = await isolate.compileScript(code, { filename: 'index.js' })
       try {
         await script.run(context, { timeout })
@@ -136,11 +118,13 @@ export function createMetadataExtractor(options: MetadataExtractorOptions = {}):
     } finally {
       running--
       if (isolate.isDisposed) {
-        // A memory bomb: the isolate and every context in it are gone; the next call makes new ones.
+        // A memory bomb: the isolate and every context in it (the spare too) are gone; the next
+        // call makes new ones.
         if (current === owner) current = null
-        if (spare?.owner === owner) spare = null
-      } else context?.release()
-      refillSpare()
+      } else {
+        context?.release()
+        owner.spare.refill()
+      }
     }
   }
   return Object.assign(extractMetadata, { close })

@@ -18,7 +18,7 @@ import { lockDataDirectory } from './data-directory-lock.ts'
 import { createAesSecretBox, loadOrCreateSecretKey, parseSecretKey } from './secrets/aes-secret-box.ts'
 import { createControlPlane, type ControlPlane } from './control-plane.ts'
 import { registerAdminApi } from './http/admin-api.ts'
-import { createHttpServer, listeningPort } from './http/http-server.ts'
+import { createHttpServer, listenOrClose } from './http/http-server.ts'
 import type { Compiler, SecretBox, Store } from './ports.ts'
 import type { FunctionCatalog } from '../runtime/function-catalog.ts'
 import { registerMcpSurface } from '../mcp-server/index.ts'
@@ -134,23 +134,23 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
   // Before listening: the first publish must not pay for the compiler's start-up.
   await options.compiler.warm?.()
   await control.start()
-  try {
-    await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' })
-  } catch (error) {
-    // A first start that cannot listen must not swallow the token it never showed.
-    if (tokens.created) {
-      await store.system().collection('settings').deleteOne({ _id: 'admin-token' })
-      rmSync(tokenFile, { force: true })
-    }
+  const close = async () => {
+    await app.close()
     await control.stop()
     await runtime.close()
     options.compiler.close?.()
     await store.close()
     lock.release()
-    throw error
   }
-  const port = listeningPort(app)
   const host = options.host ?? '127.0.0.1'
+  const port = await listenOrClose(app, { port: options.port ?? 8080, host }, async () => {
+    // A first start that cannot listen must not swallow the token it never showed.
+    if (tokens.created) {
+      await store.system().collection('settings').deleteOne({ _id: 'admin-token' })
+      rmSync(tokenFile, { force: true })
+    }
+    await close()
+  })
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host
 
   return {
@@ -164,13 +164,6 @@ export async function startEmbeddedPlatform(options: EmbeddedPlatformOptions): P
     store,
     app,
     services,
-    async close() {
-      await app.close()
-      await control.stop()
-      await runtime.close()
-      options.compiler.close?.()
-      await store.close()
-      lock.release()
-    },
+    close,
   }
 }

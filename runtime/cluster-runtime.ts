@@ -14,7 +14,7 @@
  *   state has been loaded from the store) for the Kubernetes probes.
  */
 import type { FastifyInstance } from 'fastify'
-import { createHttpServer, listeningPort } from '../control/http/http-server.ts'
+import { createHttpServer, listenOrClose } from '../control/http/http-server.ts'
 import { AccessService } from '../control/domain/access.ts'
 import { GatewayService } from '../control/domain/gateways.ts'
 import { effectivePlugins, type PluginConfigs } from '../control/domain/plugins.ts'
@@ -120,22 +120,10 @@ export async function startClusterRuntime(options: ClusterRuntimeOptions): Promi
   await runtime.registerRoutes(app)
   // Loading the gateway also starts following its change feed (hot reload).
   await runtime.startEnvironment(gatewayId, stage).catch(() => {})
-  try {
-    await app.listen({ port: options.port ?? 8080, host: options.host ?? '0.0.0.0' })
-  } catch (error) {
+  const close = async () => {
+    await app.close()
     await runtime.close()
-    throw error
   }
-  const port = listeningPort(app)
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    app,
-    runtime,
-    isReady,
-    async close() {
-      await app.close()
-      await runtime.close()
-    },
-  }
+  const port = await listenOrClose(app, { port: options.port ?? 8080, host: options.host ?? '0.0.0.0' }, close)
+  return { url: `http://127.0.0.1:${port}`, port, app, runtime, isReady, close }
 }

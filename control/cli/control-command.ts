@@ -17,7 +17,7 @@ import { createControlPlane, type ControlPlane } from '../control-plane.ts'
 import { buildGatewayEdgeState, captureIssuedKeys, createGrantKeyVault, EdgeSyncLoop, withEdge, type EdgeSync, type EdgeTopology } from '../edge-sync.ts'
 import { isImprunError } from '../errors.ts'
 import { registerAdminApi } from '../http/admin-api.ts'
-import { createHttpServer, listeningPort } from '../http/http-server.ts'
+import { createHttpServer, listenOrClose } from '../http/http-server.ts'
 import type { Compiler, Stage, Store } from '../ports.ts'
 import { createAesSecretBox } from '../secrets/aes-secret-box.ts'
 import { CliError, usageError } from './cli-error.ts'
@@ -114,29 +114,14 @@ export async function startClusterControlPlane(options: ClusterControlOptions): 
   await options.compiler.warm?.()
   await control.start()
   await edgeLoop.start()
-  try {
-    await app.listen({ port: options.port ?? 8080, host: options.host ?? '0.0.0.0' })
-  } catch (error) {
+  const close = async () => {
+    await app.close()
     await edgeLoop.stop()
     await control.stop()
     options.compiler.close?.()
-    throw error
   }
-  const port = listeningPort(app)
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    app,
-    control,
-    edge,
-    edgeLoop,
-    async close() {
-      await app.close()
-      await edgeLoop.stop()
-      await control.stop()
-      options.compiler.close?.()
-    },
-  }
+  const port = await listenOrClose(app, { port: options.port ?? 8080, host: options.host ?? '0.0.0.0' }, close)
+  return { url: `http://127.0.0.1:${port}`, port, app, control, edge, edgeLoop, close }
 }
 
 const controlOptions: OptionSpecs = {

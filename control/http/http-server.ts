@@ -31,8 +31,23 @@ export function createHttpServer(options: HttpServerOptions = {}): FastifyInstan
   return app
 }
 
+/**
+ * Starts listening and returns the port (the requested one, or the OS's pick for port 0). When
+ * the server cannot listen (port taken), `close` undoes what was started for it, then the error
+ * is thrown: the same clean-up as a normal close, so that the two cannot drift apart.
+ */
+export async function listenOrClose(app: FastifyInstance, address: { port: number; host: string }, close: () => Promise<void>): Promise<number> {
+  try {
+    await app.listen(address)
+  } catch (error) {
+    await close()
+    throw error
+  }
+  return listeningPort(app)
+}
+
 /** The port a listening server got (the requested one, or the OS's pick for port 0). */
-export function listeningPort(app: FastifyInstance): number {
+function listeningPort(app: FastifyInstance): number {
   const address = app.server.address()
   if (typeof address !== 'object' || address === null) throw new Error('the server is not listening on a TCP port')
   return address.port

@@ -117,16 +117,7 @@ export function isPluginDisabled(conf: unknown): boolean {
  * conf, disabled or not, must satisfy the plugin's schema.
  */
 export function validatePluginConfigs(plugins: unknown, options: PluginSchemaOptions = {}): PluginConfigs {
-  if (!isPlainObject(plugins)) {
-    throw new ImprunError('invalid_plugin_config', 'plugins must be an object mapping plugin names to their confs', {
-      details: { errors: [{ path: '', message: 'must be an object' }] },
-    })
-  }
-  const result: PluginConfigs = {}
-  for (const [name, conf] of Object.entries(plugins)) {
-    result[name] = validatePluginConf(name, conf, options)
-  }
-  return result
+  return validateEntries(plugins, options, false) as PluginConfigs
 }
 
 /**
@@ -134,14 +125,19 @@ export function validatePluginConfigs(plugins: unknown, options: PluginSchemaOpt
  * also one mapped to null, must be a supported plugin. Same `invalid_plugin_config` errors.
  */
 export function validatePluginPatch(patch: unknown, options: PluginSchemaOptions = {}): PluginPatch {
-  if (!isPlainObject(patch)) {
-    throw new ImprunError('invalid_plugin_config', 'plugins must be an object mapping plugin names to their confs or null', {
+  return validateEntries(patch, options, true)
+}
+
+/** Both of the above: `removals` allows null (remove that plugin) in place of a conf. */
+function validateEntries(plugins: unknown, options: PluginSchemaOptions, removals: boolean): PluginPatch {
+  if (!isPlainObject(plugins)) {
+    throw new ImprunError('invalid_plugin_config', `plugins must be an object mapping plugin names to their confs${removals ? ' or null' : ''}`, {
       details: { errors: [{ path: '', message: 'must be an object' }] },
     })
   }
   const result: PluginPatch = {}
-  for (const [name, conf] of Object.entries(patch)) {
-    if (conf === null) {
+  for (const [name, conf] of Object.entries(plugins)) {
+    if (removals && conf === null) {
       checkPluginName(name)
       result[name] = null
     } else {

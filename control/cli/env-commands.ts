@@ -4,7 +4,7 @@ import type { PluginConfigs } from '../domain/plugins.ts'
 import { adminPath } from './admin-client.ts'
 import type { AdminCommand, AdminCommandGroup } from './admin-command.ts'
 import { usageError } from './cli-error.ts'
-import { mergePluginsOption, readPluginsArgument } from './json-argument.ts'
+import { mergePluginsOption, sendPlugins } from './json-argument.ts'
 import { formatFields, formatPluginNames, formatTable, formatTime, formatVersion } from './table.ts'
 
 interface EnvironmentView {
@@ -62,12 +62,7 @@ const plugins: AdminCommand = {
   options: mergePluginsOption,
   async run(invocation) {
     const [gateway, stage, argument] = invocation.arguments as [string, string, string]
-    const path = adminPath`/admin/gateways/${gateway}/environments/${stage}/plugins`
-    const body = { plugins: readPluginsArgument(argument, invocation.usage) }
-    const environment =
-      invocation.commandLine.flag('merge') === true
-        ? await invocation.client.patch<EnvironmentView>(path, body)
-        : await invocation.client.put<EnvironmentView>(path, body)
+    const environment = await sendPlugins<EnvironmentView>(invocation, adminPath`/admin/gateways/${gateway}/environments/${stage}/plugins`, argument)
     invocation.print(environment, () => `${gateway}/${environment.stage} plugins: ${formatPluginNames(environment.plugins)}`)
   },
 }

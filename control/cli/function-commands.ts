@@ -5,7 +5,7 @@ import { adminPath } from './admin-client.ts'
 import type { AdminCommand, AdminCommandGroup, AdminInvocation } from './admin-command.ts'
 import { CliError, usageError } from './cli-error.ts'
 import { readFunctionFiles } from './function-files.ts'
-import { mergePluginsOption, readJsonArgument, readPluginsArgument } from './json-argument.ts'
+import { mergePluginsOption, readJsonArgument, sendPlugins } from './json-argument.ts'
 import { formatFields, formatPluginNames, formatTable, formatTime, formatVersion } from './table.ts'
 
 const stages: readonly Stage[] = ['dev', 'staging', 'prod']
@@ -255,12 +255,7 @@ const plugins: AdminCommand = {
   options: mergePluginsOption,
   async run(invocation) {
     const [gateway, name, argument] = invocation.arguments as [string, string, string]
-    const path = adminPath`/admin/gateways/${gateway}/functions/${name}/plugins`
-    const body = { plugins: readPluginsArgument(argument, invocation.usage) }
-    const detail =
-      invocation.commandLine.flag('merge') === true
-        ? await invocation.client.patch<FunctionDetail>(path, body)
-        : await invocation.client.put<FunctionDetail>(path, body)
+    const detail = await sendPlugins<FunctionDetail>(invocation, adminPath`/admin/gateways/${gateway}/functions/${name}/plugins`, argument)
     invocation.print(detail, () => `${name} plugins: ${formatPluginNames(detail.plugins)}`)
   },
 }

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { CliError, usageError } from './cli-error.ts'
+import type { AdminInvocation } from './admin-command.ts'
 import type { OptionSpecs } from './command-line.ts'
 
 export function readJsonArgument(argument: string, what: string, usage: string): unknown {
@@ -39,6 +40,15 @@ export function readPluginsArgument(argument: string, usage: string): Record<str
 /** `--merge` of the `plugins` commands: PATCH the named plugins instead of PUT-ting the whole set. */
 export const mergePluginsOption: OptionSpecs = {
   merge: { type: 'boolean', description: 'Set only the named plugins (null removes one) and keep the others' },
+}
+
+/**
+ * Sends the plugin configs of `argument` to a `…/plugins` route: PUT (the whole set), or PATCH
+ * with `--merge` (only the named plugins).
+ */
+export function sendPlugins<T>(invocation: AdminInvocation, path: string, argument: string): Promise<T> {
+  const body = { plugins: readPluginsArgument(argument, invocation.usage) }
+  return invocation.commandLine.flag('merge') === true ? invocation.client.patch<T>(path, body) : invocation.client.put<T>(path, body)
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -22,6 +22,11 @@ export class IdleSpare<T> {
     return ready ? ready.catch(() => null) : null
   }
 
+  /** Forgets the spare (its isolate is being disposed): nothing of it is kept or handed out. */
+  drop(): void {
+    this.#ready = null
+  }
+
   /** Builds the next spare after this turn, unless one is there or may not be built then. */
   refill(): void {
     if (this.#ready || this.#scheduled || !this.#mayBuild()) return

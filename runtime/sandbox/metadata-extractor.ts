@@ -44,11 +44,6 @@ interface ExtractorIsolate {
   isolate: ivm.Isolate
   /** `inspect`, compiled once: a Script belongs to its isolate and runs in any of its contexts. */
   inspect: ivm.Script | null
-  /**
-   * A context built while no extraction runs, for the next publish. Each context serves one
-   * module only (a module's top-level code could leave anything in its globals).
-   */
-  spare: IdleSpare<ivm.Context>
 }
 
 export interface MetadataExtractor {
@@ -62,27 +57,39 @@ export function createMetadataExtractor(options: MetadataExtractorOptions = {}):
   const timeout = options.timeoutMs ?? 1000
   let current: ExtractorIsolate | null = null
   let running = 0
+  /**
+   * One context built while no extraction runs, for the next publish. Each context serves one
+   * module only (a module's top-level code could leave anything in its globals). Built only in a
+   * live isolate: none after close(), nor right after a memory bomb disposed one. One spare for
+   * the extractor, tagged with its isolate and dropped with it: a spare kept per isolate object
+   * instead crashed isolated-vm's teardown at exit after a memory bomb (7 runs in 16).
+   */
+  const spare = new IdleSpare(
+    async () => {
+      const owner = current!
+      return { owner, context: await owner.isolate.createContext() }
+    },
+    () => running === 0 && current !== null && !current.isolate.isDisposed,
+  )
 
   const isolateInUse = (): ExtractorIsolate => {
     if (!current || current.isolate.isDisposed) {
-      const isolate = new ivm.Isolate({ memoryLimit, snapshot: zodSnapshot() })
-      // Only in the live isolate in use: none after close(), nor after a memory bomb disposed it.
-      const owner: ExtractorIsolate = {
-        isolate,
-        inspect: null,
-        spare: new IdleSpare(
-          () => isolate.createContext(),
-          () => running === 0 && current === owner && !isolate.isDisposed,
-        ),
-      }
-      current = owner
+      current = { isolate: new ivm.Isolate({ memoryLimit, snapshot: zodSnapshot() }), inspect: null }
+      spare.drop()
     }
     return current
+  }
+
+  /** The spare, if it belongs to the isolate in use. */
+  const takeSpare = async (owner: ExtractorIsolate): Promise<ivm.Context | null> => {
+    const taken = await spare.take()
+    return taken && taken.owner === owner ? taken.context : null
   }
 
   const close = (): void => {
     const owner = current
     current = null
+    spare.drop()
     if (owner && !owner.isolate.isDisposed) owner.isolate.dispose()
   }
 
@@ -92,7 +99,7 @@ export function createMetadataExtractor(options: MetadataExtractorOptions = {}):
     running++
     let context: ivm.Context | null = null
     try {
-      context = (await owner.spare.take()) ?? (await isolate.createContext())
+      context = (await takeSpare(owner)) ?? (await isolate.createContext())
       const script = await isolate.compileScript(code, { filename: 'index.js' })
       try {
         await script.run(context, { timeout })
@@ -118,13 +125,10 @@ export function createMetadataExtractor(options: MetadataExtractorOptions = {}):
     } finally {
       running--
       if (isolate.isDisposed) {
-        // A memory bomb: the isolate and every context in it (the spare too) are gone; the next
-        // call makes new ones.
+        // A memory bomb: the isolate and every context in it are gone; the next call makes new ones.
         if (current === owner) current = null
-      } else {
-        context?.release()
-        owner.spare.refill()
-      }
+      } else context?.release()
+      spare.refill()
     }
   }
   return Object.assign(extractMetadata, { close })
